@@ -1,0 +1,6 @@
+"""Placeholder until the lab lands."""
+
+from pages import _ui as ui
+
+ui.header("cbo")
+ui.placeholder()
