@@ -42,9 +42,9 @@ def device_label(device: torch.device) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch. Core code takes explicit generators; this is for scripts."""
+    """Seed the global RNGs, for third-party code that uses them. Core code takes explicit generators."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 -- third-party code that reads the legacy global RNG
     torch.manual_seed(seed)
 
 

@@ -1,0 +1,250 @@
+"""Optiscope's shared UI kit: every lab page builds its controls, charts and runs from these pieces.
+
+Nothing here computes anything a notebook would need: the math lives in ``core``. What lives here:
+URL-bound sidebar widgets (a copied link reproduces the view), teacher mode, charts with downloads,
+explainers, the error boundary, client-side replay, and (in ``pages/_jobs.py``) the live player and
+background jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._jobs import Player, background
+from pages._labs import LABS_BY_SLUG, Lab
+
+__all__ = [
+    "Player",
+    "animate",
+    "background",
+    "chart",
+    "errors",
+    "explainer",
+    "header",
+    "number",
+    "presets",
+    "radio",
+    "seed",
+    "select",
+    "slider",
+    "teacher_mode",
+    "toggle",
+]
+
+log = logging.getLogger("optiscope")
+TEACHER_PARAM = "teacher"
+SEED_KEY = "seed"
+_HIDE_SIDEBAR = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
+{display: none !important;}
+</style>"""
+
+
+def teacher_mode() -> bool:
+    """``?teacher=1`` in the URL hides the controls: the view is whatever the link says."""
+    return st.query_params.get(TEACHER_PARAM) == "1"
+
+
+def header(slug: str) -> Lab:
+    """Title, one-line pitch with the paper link, and teacher mode for the lab ``slug``."""
+    lab = LABS_BY_SLUG[slug]
+    st.title(lab.title)
+    st.caption(f"{lab.pitch} After *{lab.paper}* ([arXiv:{lab.arxiv}]({lab.paper_url})).")
+    if teacher_mode():
+        st.html(_HIDE_SIDEBAR)
+    return lab
+
+
+def seed() -> int:
+    """The seed chosen in the router's sidebar (``?seed=`` in the URL)."""
+    return int(st.session_state.get(SEED_KEY, 0))
+
+
+# --- Widgets bound to the URL ------------------------------------------------------------------
+# Each takes `key` (also the query-parameter name) and renders in the sidebar unless `where` says
+# otherwise. Defaults drop out of the URL, so a short link means "the defaults".
+
+
+def slider(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    return (where or st.sidebar).slider(label, min_value, max_value, value, key=key, bind="query-params", **kwargs)
+
+
+def select(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    index = list(options).index(value)
+    return (where or st.sidebar).selectbox(label, options, index=index, key=key, bind="query-params", **kwargs)
+
+
+def radio(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    index = list(options).index(value)
+    return (where or st.sidebar).radio(label, options, index=index, key=key, bind="query-params", **kwargs)
+
+
+def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    return (where or st.sidebar).number_input(
+        label, min_value=min_value, max_value=max_value, value=value, key=key, bind="query-params", **kwargs
+    )
+
+
+def toggle(label: str, value: bool, key: str, *, where: Any = None, **kwargs: Any) -> bool:
+    return (where or st.sidebar).toggle(label, value=value, key=key, bind="query-params", **kwargs)
+
+
+def presets(options: Mapping[str, Mapping[str, Any]], *, key: str = "preset", where: Any = None) -> None:
+    """One-click presets: each button sets the named widgets (by key) to the preset's values.
+
+    Call it before the widgets it sets, so they pick up the new values in the same run.
+    """
+
+    def apply(values: Mapping[str, Any]) -> None:
+        for widget_key, widget_value in values.items():
+            st.session_state[widget_key] = widget_value
+
+    container = where or st.sidebar
+    container.markdown("**Presets**")
+    for i, (name, values) in enumerate(options.items()):
+        container.button(name, key=f"{key}-{i}", on_click=apply, args=(values,), width="stretch")
+
+
+# --- Output -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def errors(what: str = "this view") -> Iterator[None]:
+    """Error boundary: a bad value shows a short message saying what to change, never a traceback.
+
+    ``core`` raises ``ValueError`` with a message naming the bad value; anything else is a bug,
+    logged on the server with its traceback and shown to the user as one line.
+    """
+    try:
+        yield
+    except ValueError as err:
+        st.error(f"{err}", icon=":material/error:")
+    except Exception as err:  # the boundary: a bug must not take the page down
+        log.exception("Unexpected error in %s", what)
+        st.error(f"Could not compute {what}: {type(err).__name__}: {err}", icon=":material/bug_report:")
+
+
+def _table_bytes(data: pd.DataFrame | Mapping[str, Any]) -> tuple[bytes, str, str]:
+    if isinstance(data, pd.DataFrame):
+        return data.to_csv(index=False).encode(), "csv", "text/csv"
+    return json.dumps(data, indent=1, default=_jsonable).encode(), "json", "application/json"
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def chart(
+    fig: go.Figure,
+    key: str,
+    *,
+    data: pd.DataFrame | Mapping[str, Any] | None = None,
+    name: str | None = None,
+    where: Any = None,
+) -> None:
+    """A plotly chart with download buttons for its data (CSV or JSON) and the figure (standalone HTML)."""
+    where = where or st
+    where.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+    stem = name or key
+    left, right = where.columns(2)
+    if data is not None:
+        payload, ext, mime = _table_bytes(data)
+        left.download_button(
+            f"Data ({ext.upper()})", payload, f"{stem}.{ext}", mime, key=f"{key}-data",
+            on_click="ignore", icon=":material/download:",
+        )
+
+    def figure_html() -> bytes:
+        buffer = io.StringIO()
+        fig.write_html(buffer, include_plotlyjs=True, full_html=True)
+        return buffer.getvalue().encode()
+
+    right.download_button(
+        "Figure (HTML)", figure_html, f"{stem}.html", "text/html", key=f"{key}-html",
+        on_click="ignore", icon=":material/download:",
+    )
+
+
+def explainer(
+    title: str,
+    formula: str | Sequence[str],
+    values: Mapping[str, Any] | None = None,
+    reference: str | None = None,
+    *,
+    text: str | None = None,
+    where: Any = None,
+) -> None:
+    """An expander beside a chart: the formula in LaTeX, the live values, the paper reference."""
+    with (where or st).expander(f"How to read: {title}", icon=":material/school:"):
+        if text:
+            st.markdown(text)
+        for line in [formula] if isinstance(formula, str) else formula:
+            st.latex(line)
+        if values:
+            rows = [{"quantity": k, "value": _fmt(v)} for k, v in values.items()]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        if reference:
+            st.caption(reference)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def animate(
+    fig: go.Figure,
+    frames: Sequence[go.Frame],
+    *,
+    duration_ms: int = 50,
+    labels: Sequence[str] | None = None,
+    prefix: str = "step ",
+) -> go.Figure:
+    """Client-side replay: ``frames`` played by the browser with Play/Pause and a scrubber.
+
+    No server round trip per frame, so 1,000+ WebGL points replay smoothly. Frames replace trace data
+    by index (set ``traces=[...]`` on a frame to update only some). Fix the axis ranges on ``fig``
+    so the view does not jump between frames.
+    """
+    names = [f.name or str(i) for i, f in enumerate(frames)]
+    for frame, frame_name in zip(frames, names, strict=True):
+        frame.name = frame_name
+    labels = labels or names
+    play = {"frame": {"duration": duration_ms, "redraw": True}, "transition": {"duration": 0},
+            "fromcurrent": True, "mode": "immediate"}
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    fig.frames = list(frames)
+    fig.update_layout(
+        updatemenus=[{
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.08, "xanchor": "left", "yanchor": "top",
+            "showactive": False, "pad": {"r": 8, "t": 8},
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+            ],
+        }],
+        sliders=[{
+            "active": 0, "x": 0.18, "len": 0.82, "y": -0.08, "yanchor": "top", "pad": {"t": 8},
+            "currentvalue": {"prefix": prefix},
+            "steps": [
+                {"label": str(label), "method": "animate",
+                 "args": [[frame_name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                                         "transition": {"duration": 0}}]}
+                for frame_name, label in zip(names, labels, strict=True)
+            ],
+        }],
+    )
+    return fig
+

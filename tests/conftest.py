@@ -1,0 +1,33 @@
+"""Shared test settings (a deterministic, CPU-only, offline run) and the `open_page` fixture."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _open_page(path: str, timeout: float = 120, **query: str):
+    """Run the router in AppTest with ``query`` as URL parameters, then switch to ``path`` (e.g. ``pages/cbo.py``)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    if path != "pages/home.py":
+        at.switch_page(path).run()
+    return at
+
+
+@pytest.fixture
+def open_page() -> Callable:
+    """``open_page("pages/cbo.py", sigma="5.1")`` -> an AppTest that has run that page with those URL params."""
+    return _open_page

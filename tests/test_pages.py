@@ -1,0 +1,33 @@
+"""Every page renders headless (AppTest), the sicarator way: one test per page."""
+
+from __future__ import annotations
+
+import pytest
+from pages._labs import LABS
+
+PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_without_exception(open_page, path: str) -> None:
+    at = open_page(path)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, "every page has a title"
+
+
+def test_gallery_has_a_card_per_lab(open_page) -> None:
+    at = open_page("pages/home.py")
+    titles = [s.value for s in at.subheader]
+    assert titles == [lab.title for lab in LABS]
+
+
+def test_sidebar_shows_device_and_seed(open_page) -> None:
+    at = open_page("pages/home.py", seed="7")
+    assert any("Compute:" in c.value and "cpu" in c.value for c in at.sidebar.caption)
+    assert at.sidebar.number_input(key="seed").value == 7
+
+
+def test_teacher_mode_hides_the_sidebar(open_page) -> None:
+    at = open_page("pages/home.py", teacher="1")
+    assert not at.exception
+    assert len(at.sidebar.number_input) == 0
