@@ -1,0 +1,44 @@
+# Optiscope: `make run` serves the app, `make test` runs the whole suite, `make bench` the benchmarks.
+PYTHON ?= python3
+VENV   ?= .venv
+PORT   ?= 8501
+BIN    := $(VENV)/bin
+
+.PHONY: run test bench lint thumbs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.bench: requirements-bench.txt $(VENV)/.dev
+	$(BIN)/pip install -r requirements-bench.txt
+	# grad-cam's torchvision dependency would replace the pinned CPU torch; bench/cam.py stubs it.
+	$(BIN)/pip install --no-deps grad-cam==1.5.7
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+test: lint
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
+
+bench: $(VENV)/.bench
+	@for script in bench/*.py; do echo "== $$script"; OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+
+# Gallery thumbnails, cropped from the browser test's screenshots (run `make test` first).
+thumbs: $(VENV)/.dev
+	$(BIN)/python -m tests.thumbs
+
+clean:
+	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache

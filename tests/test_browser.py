@@ -1,0 +1,122 @@
+"""The app in a real browser: Debian's chromium driven by Playwright against `streamlit run`.
+
+Every page loads with no exception and a visible chart (a screenshot of each lands in
+tests/artifacts/), a copied link reproduces the controls, and teacher mode hides them.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pages._labs import LABS
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `apt-get install -y chromium` (.ci/run does this).")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--disable-quic"]
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": flags}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url() -> Iterator[str]:
+    """`streamlit run app.py` on a free port, polled on /_stcore/health until it answers ok."""
+    port = _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = (ARTIFACTS / "streamlit.log").open("w")
+    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
+            time.sleep(0.3)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
+
+
+def load(page, url: str, timeout_ms: int = 60_000) -> float:
+    """Open ``url`` and wait until the script is idle; returns the seconds it took."""
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout_ms)
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    page.wait_for_timeout(300)  # a fragment or a rerun may follow the first idle state
+    page.wait_for_selector(IDLE, timeout=timeout_ms)
+    return time.perf_counter() - start
+
+
+def test_gallery_loads(page, app_url: str) -> None:
+    seconds = load(page, app_url)
+    print(f"\ncold load gallery: {seconds:.2f} s")
+    page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    for lab in LABS:
+        assert page.get_by_text(lab.title, exact=True).first.is_visible()
+
+
+@pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
+def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
+    seconds = load(page, f"{app_url}/{slug}")
+    print(f"\ncold load {slug}: {seconds:.2f} s")
+    page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stPlotlyChart']").first.is_visible()
+
+
+def test_copied_url_reproduces_the_controls(page, browser, app_url: str) -> None:
+    load(page, app_url)
+    seed = page.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").first
+    seed.fill("42")
+    seed.press("Enter")
+    page.wait_for_url("**seed=42**", timeout=20_000)
+    fresh = browser.new_context()
+    other = fresh.new_page()
+    load(other, page.url)
+    value = other.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").first.input_value()
+    fresh.close()
+    assert value == "42"
+
+
+def test_teacher_mode_hides_the_controls(page, app_url: str) -> None:
+    load(page, f"{app_url}/?teacher=1")
+    assert page.locator("[data-testid='stSidebar']").count() == 0 or not page.locator(
+        "[data-testid='stSidebar']").is_visible()
+    assert page.get_by_text("Optiscope", exact=True).first.is_visible()
