@@ -36,9 +36,9 @@ test: lint
 bench: $(VENV)/.bench
 	@for script in bench/*.py; do echo "== $$script"; OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
 
-# Gallery thumbnails, cropped from the browser test's screenshots (run `make test` first).
+# Gallery thumbnails: the browser test's view of each lab's first chart, written to assets/thumbs/.
 thumbs: $(VENV)/.dev
-	$(BIN)/python -m tests.thumbs
+	OPTISCOPE_WRITE_THUMBS=1 $(BIN)/python -m pytest tests/test_browser.py -k lab_page
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache

@@ -6,6 +6,7 @@ tests/artifacts/), a copied link reproduces the controls, and teacher mode hides
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -98,7 +99,20 @@ def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
     print(f"\ncold load {slug}: {seconds:.2f} s")
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator("[data-testid='stPlotlyChart']").first.is_visible()
+    chart = page.locator("[data-testid='stPlotlyChart']").first
+    assert chart.is_visible()
+    if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: the gallery's cards show each lab's first chart
+        write_thumbnail(chart.screenshot(), ROOT / "assets" / "thumbs" / f"{slug}.png")
+
+
+def write_thumbnail(png: bytes, path: Path, width: int = 480) -> None:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.thumbnail((width, width))
+    image.save(path, optimize=True)
 
 
 def test_copied_url_reproduces_the_controls(page, browser, app_url: str) -> None:

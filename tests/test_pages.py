@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pages._labs import LABS
 
 PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
