@@ -236,7 +236,7 @@ def animate(
             ],
         }],
         sliders=[{
-            "active": 0, "x": 0.18, "len": 0.82, "y": -0.08, "yanchor": "top", "pad": {"t": 8},
+            "active": 0, "x": 0.26, "len": 0.74, "y": -0.08, "yanchor": "top", "pad": {"t": 8},
             "currentvalue": {"prefix": prefix},
             "steps": [
                 {"label": str(label), "method": "animate",
