@@ -1,0 +1,283 @@
+"""Reference behaviours of the CBO lab (issue 3; notes/cbo.md B1-B5) and its input checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from core.cbo import (
+    OBJECTIVES,
+    annealed_langevin,
+    consensus,
+    consensus_hopping,
+    consensus_weights,
+    decay_rate,
+    effective_sample_size,
+    gradient_descent,
+    last_state,
+    run,
+    success,
+    success_rate_grid,
+    success_rates,
+    variance_to,
+)
+from core.cbo.objectives import quadratic, rastrigin
+
+
+def _rand(*shape, seed=0, lo=-3.0, hi=3.0, dtype=torch.float64):
+    return lo + (hi - lo) * torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _last(it):
+    return last_state(it)
+
+
+# --- B1: the consensus point -------------------------------------------------------------------
+
+
+def test_consensus_equals_brute_force_weighted_mean():
+    x, fx = _rand(3, 50, 4), _rand(3, 50, seed=1, lo=0.0, hi=5.0)
+    w = torch.exp(-2.0 * fx)
+    brute = (w.unsqueeze(-1) * x).sum(-2) / w.sum(-1, keepdim=True)
+    torch.testing.assert_close(consensus(x, fx, 2.0), brute)
+
+
+def test_consensus_limits_of_alpha():
+    x, fx = _rand(40, 3), _rand(40, seed=1, lo=0.0, hi=10.0)
+    torch.testing.assert_close(consensus(x, fx, 1e-12), x.mean(0))
+    torch.testing.assert_close(consensus(x, fx, 1e15), x[fx.argmin()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_consensus_is_finite_for_huge_energies_and_any_alpha(dtype):
+    x, fx = _rand(100, 5, dtype=dtype), 1e4 + 1e3 * _rand(100, seed=2, lo=0.0, hi=1.0, dtype=dtype)
+    for alpha in np.logspace(-12, 15, 28):
+        v = consensus(x, fx, float(alpha))
+        assert torch.isfinite(v).all(), alpha
+    assert float(effective_sample_size(consensus_weights(fx, 1e-12))) == pytest.approx(100, rel=1e-5)
+    assert float(effective_sample_size(consensus_weights(fx, 1e15))) == pytest.approx(1.0)
+
+
+# --- the run iterator ----------------------------------------------------------------------------
+
+
+def test_run_shapes_for_single_and_batched_runs():
+    f = OBJECTIVES["Rastrigin"]
+    single = list(run(f, _rand(30, 3), sigma=1.0, steps=5))
+    assert [s.step for s in single] == list(range(6))
+    s = single[-1]
+    assert s.x.shape == (30, 3) and s.energy.shape == (30,) and s.consensus.shape == (3,) and s.diverged_runs.shape == ()
+    b = _last(run(f, _rand(4, 30, 3), sigma=1.0, steps=5))
+    assert b.x.shape == (4, 30, 3) and b.energy.shape == (4, 30) and b.consensus.shape == (4, 3)
+    assert b.time == pytest.approx(0.05)
+
+
+def test_run_is_deterministic_for_a_seed_and_states_are_never_mutated():
+    f, x0 = OBJECTIVES["Ackley"], _rand(5, 20, 2, dtype=torch.float32)
+    a = list(run(f, x0, sigma=2.0, steps=20, seed=3))
+    b = list(run(f, x0, sigma=2.0, steps=20, seed=3))
+    c = _last(run(f, x0, sigma=2.0, steps=20, seed=4))
+    first_x = a[1].x.clone()
+    assert all(torch.equal(s.x, t.x) for s, t in zip(a, b, strict=True))
+    assert not torch.equal(a[-1].x, c.x)
+    assert torch.equal(a[1].x, first_x)  # later steps did not write into yielded tensors
+    assert torch.equal(a[0].x, x0)  # and x0 was copied, not stepped in place
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a[0].step = 7
+
+
+def test_run_on_the_chosen_device_and_every():
+    from core.device import pick_device
+
+    device = pick_device()
+    states = list(run(quadratic, _rand(2, 10, 2, dtype=torch.float32), sigma=0.5, steps=10, every=4, device=device))
+    assert [s.step for s in states] == [0, 4, 8, 10]
+    assert states[-1].x.device.type == device.type
+
+
+def test_run_matches_cbxpy_drift_exactly():
+    import cbx.dynamics as cbx  # the anchor, from requirements-dev.txt
+    x0 = np.random.default_rng(0).uniform(-3, 3, (2, 30, 3))
+
+    def f(x):
+        return (x**2 + 10 * (1 - np.cos(2 * np.pi * x))).sum(-1)
+
+    dyn = cbx.CBO(f, x=x0.copy(), f_dim="3D", alpha=30.0, sigma=0.0, dt=0.01, lamda=1.0, noise="anisotropic", verbosity=0)
+    for _ in range(20):
+        dyn.step()
+    ours = _last(run(OBJECTIVES["Rastrigin"], torch.tensor(x0), alpha=30.0, sigma=0.0, dt=0.01, steps=20))
+    np.testing.assert_allclose(ours.x.numpy(), dyn.x, atol=1e-12)
+
+
+def test_alpha_schedule_is_off_by_default_and_capped():
+    x0 = _rand(10, 2)
+    assert _last(run(quadratic, x0, alpha=2.0, steps=30)).alpha == 2.0
+    states = list(run(quadratic, x0, alpha=2.0, alpha_growth=1.5, alpha_max=50.0, steps=30))
+    assert states[1].alpha == 3.0 and states[-1].alpha == 50.0
+
+
+def test_divergence_stops_with_a_flag_and_finite_particles():
+    # isotropic noise with 2 lam < d sigma^2 blows up: the run must say so, not yield NaN
+    assert decay_rate(1.0, 10.1, 20, "isotropic") < 0
+    states = list(run(OBJECTIVES["Rastrigin"], _rand(3, 40, 20, dtype=torch.float32), sigma=10.1, noise="isotropic", steps=5000))
+    last = states[-1]
+    assert last.diverged and bool(last.diverged_runs.all()) and last.step < 5000
+    assert all(torch.isfinite(s.x).all() and torch.isfinite(s.consensus).all() for s in states)
+
+
+def test_one_diverging_run_is_frozen_while_the_others_continue():
+    def cliff(x):  # +inf beyond |x| = 50
+        f = quadratic(x)
+        return torch.where(x.abs().amax(-1) > 50, torch.full_like(f, math.inf), f)
+
+    # run 0: all particles on one point, so x - v = 0 and nothing moves; run 1: spread out, and isotropic
+    # noise with 2 lam < d sigma^2 pushes it over the cliff
+    x0 = torch.stack([torch.zeros(20, 2, dtype=torch.float64), _rand(20, 2)])  # (2, 20, 2)
+    states = list(run(cliff, x0, alpha=1e-3, sigma=3.0, steps=300, noise="isotropic", seed=0))
+    last = states[-1]
+    assert last.diverged and last.diverged_runs.tolist() == [False, True] and last.step == 300
+    assert any(s.diverged for s in states[:-1])  # flagged at the step it happened, and the other run went on
+    assert all(torch.isfinite(s.x).all() for s in states)
+
+
+@pytest.mark.parametrize(
+    ("x0", "kwargs", "match"),
+    [
+        (_rand(10, 2), {"sigma": -1.0}, "sigma"),
+        (_rand(1, 2), {}, "N >= 2"),
+        (_rand(10, 2), {"dt": 0.0}, "dt"),
+        (_rand(10, 2), {"steps": 0}, "steps"),
+        (torch.zeros(10, 0), {}, "d >= 1"),
+        (_rand(10, 2), {"noise": "pink"}, "noise"),
+        (_rand(10, 2), {"alpha": -1.0}, "alpha"),
+        (torch.zeros(2, 2, 10, 2), {}, "shape"),
+        (torch.full((10, 2), math.nan), {}, "finite"),
+    ],
+)
+def test_bad_input_raises_value_error(x0, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        next(run(quadratic, x0, **kwargs))
+
+
+def test_bad_objectives_raise_value_error():
+    with pytest.raises(ValueError, match="map"):
+        next(run(lambda x: x, _rand(10, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        next(run(lambda x: x.sum(-1) * math.nan, _rand(10, 2)))
+    with pytest.raises(ValueError, match="d=2"):
+        next(run(OBJECTIVES["GrandCanyon3noisy"], _rand(10, 3)))
+    with pytest.raises(ValueError, match="d >= 2"):
+        next(run(OBJECTIVES["Rosenbrock"], _rand(10, 1)))
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_objectives_vanish_at_their_minimiser_and_are_stationary_there(name):
+    obj = OBJECTIVES[name]
+    d = obj.dim or 5
+    xs = obj.minimiser(d, dtype=torch.float64).requires_grad_(True)
+    f = obj(xs)
+    (g,) = torch.autograd.grad(f, xs)
+    f = f.detach()
+    assert abs(f.item()) < 1e-5 and float(g.abs().max()) < 1e-3
+    others = obj(_rand(200, d, lo=obj.box[0], hi=obj.box[1]))
+    assert bool((others > f).all())
+
+
+# --- B2: decay rates of V -------------------------------------------------------------------------
+
+
+def _fitted_slope(d, noise):
+    # notes B2: N = 2e4, alpha = 1e15, sigma = .32, ||v||^2 + 2.5 sum(1 - cos 2 pi v), fit for t <= 1;
+    # 4 runs batched, x0 ~ N(0, 4^2): a wide start keeps the error floor of the best particle out of the fit
+    x0 = 4 * torch.randn((4, 20_000, d), generator=torch.Generator().manual_seed(0))
+    states = list(run(partial(rastrigin, a=2.5), x0, alpha=1e15, lam=1.0, sigma=0.32, dt=0.01, steps=100, noise=noise, seed=1))
+    t = np.array([s.time for s in states])
+    v = np.array([float(variance_to(s.x, torch.zeros(d)).mean()) for s in states])
+    return np.polyfit(t, np.log(v), 1)[0]
+
+
+def test_anisotropic_decay_rate_matches_theory_and_isotropic_is_slower_in_high_d():
+    theory = decay_rate(1.0, 0.32, 16, "anisotropic")
+    assert theory == pytest.approx(1.8976)
+    for d in (4, 16):
+        assert -_fitted_slope(d, "anisotropic") == pytest.approx(theory, rel=0.05), d
+    iso = _fitted_slope(16, "isotropic")
+    assert -iso * 5 <= theory  # at least 5x slower (or even growing)
+
+
+# --- B3: consensus hopping is a noisy proximal step -------------------------------------------------
+
+
+def test_consensus_hopping_converges_to_the_proximal_step_like_n_to_the_minus_half():
+    xk = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    prox = xk / (1 + 1.0 * 0.3**2)  # argmin 1/2||x||^2 + ||x - xk||^2 / (2 alpha sigma^2)
+    ns, rms = [100, 1000, 10_000], []
+    for n in ns:
+        last = _last(consensus_hopping(quadratic, xk.expand(200, 2), alpha=1.0, sigma=0.3, n_particles=n, steps=1, seed=0))
+        rms.append(float(((last.consensus - prox) ** 2).sum(-1).mean().sqrt()))
+    slope = np.polyfit(np.log(ns), np.log(rms), 1)[0]
+    assert slope == pytest.approx(-0.5, abs=0.1)
+    assert rms[0] == pytest.approx(0.041, rel=0.25)
+
+
+def test_consensus_hopping_shapes_and_bad_input():
+    last = _last(consensus_hopping(quadratic, torch.ones(3), n_particles=20, steps=3))
+    assert last.x.shape == (20, 3) and last.consensus.shape == (3,)
+    with pytest.raises(ValueError, match="n_particles"):
+        next(consensus_hopping(quadratic, torch.ones(3), n_particles=1))
+
+
+# --- B4: the sigma threshold on Rastrigin d = 20 ------------------------------------------------------
+
+B4 = {"d": 20, "n_particles": 40, "runs": 100, "alpha": 30.0, "dt": 0.01, "steps": 5000, "seed": 0}
+
+
+@pytest.mark.slow
+def test_rastrigin_d20_anisotropic_sigma_10_succeeds():
+    rate, diverged = success_rates(sigma=10.1, noise="anisotropic", **B4)
+    assert rate >= 0.95 and diverged == 0.0
+
+
+@pytest.mark.slow
+def test_rastrigin_d20_anisotropic_sigma_5_fails():
+    rate, _ = success_rates(sigma=5.1, noise="anisotropic", **B4)
+    assert rate <= 0.10
+
+
+def test_rastrigin_d20_isotropic_diverges():
+    rate, diverged = success_rates(sigma=10.1, noise="isotropic", **B4)
+    assert rate == 0.0 and diverged == 1.0
+
+
+def test_phase_grid_yields_progress_with_pending_cells_as_nan():
+    states = list(success_rate_grid([0.5, 1.0], [10, 20], d=2, runs=4, steps=50))
+    assert [s.done for s in states] == [0, 1, 2, 3, 4] and states[-1].fraction == 1.0
+    assert torch.isnan(states[1].success).sum() == 3 and not torch.isnan(states[-1].success).any()
+    with pytest.raises(ValueError):
+        next(success_rate_grid([], [10]))
+
+
+# --- B5: GrandCanyon3noisy -------------------------------------------------------------------------
+
+
+def test_grand_canyon_cbo_succeeds_where_gradient_descent_stalls():
+    f = OBJECTIVES["GrandCanyon3noisy"]
+    x0 = torch.tensor([8.0, 8.0]) + 0.5 * torch.randn((50, 200, 2), generator=torch.Generator().manual_seed(0))
+    last = _last(run(f, x0, alpha=100.0, lam=1.0, sigma=1.6, dt=0.01, steps=250, noise="isotropic", seed=1, every=250))
+    assert float(success(last.consensus, torch.zeros(2)).float().mean()) >= 0.9
+    gd = _last(gradient_descent(f, torch.tensor([[8.0, 8.0]], dtype=torch.float64), dt=0.01, steps=2000, every=2000))
+    xs = gd.x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(xs).sum(), xs)
+    assert float(gd.x.abs().max()) > 1.0 and float(g.abs().max()) < 1e-3  # a stationary point far from x* = 0
+
+
+def test_annealed_langevin_is_seeded_and_noisy():
+    f, x0 = OBJECTIVES["GrandCanyon3noisy"], torch.full((3, 1, 2), 8.0)
+    a = _last(annealed_langevin(f, x0, steps=200, seed=0))
+    b = _last(annealed_langevin(f, x0, steps=200, seed=0))
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x[0], a.x[1])
