@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from pages._jobs import Player, background
 from pages._labs import LABS_BY_SLUG, Lab
@@ -54,8 +55,20 @@ def teacher_mode() -> bool:
     return st.query_params.get(TEACHER_PARAM) == "1"
 
 
+def _require_router() -> None:
+    """Run the page under app.py's router even when a lab link is the server's first request.
+
+    Streamlit takes a folder named ``pages/`` for a v1 multipage app (and runs a linked page alone,
+    without the router's sidebar) until some session has called ``st.navigation``.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def header(slug: str) -> Lab:
     """Title, one-line pitch with the paper link, and teacher mode for the lab ``slug``."""
+    _require_router()
     lab = LABS_BY_SLUG[slug]
     st.title(lab.title)
     st.caption(f"{lab.pitch} After *{lab.paper}* ([arXiv:{lab.arxiv}]({lab.paper_url})).")

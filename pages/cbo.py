@@ -78,8 +78,9 @@ def swarm_figure(x, v, path, paths, box, dims):
     fig = go.Figure()
     if d == 2:
         g, z = landscape(name)
-        fig.add_trace(go.Contour(x=g, y=g, z=np.log1p(z - z.min()), colorscale="Viridis", showscale=False,
-                                 contours={"coloring": "heatmap"}, name="log(1 + f)", hoverinfo="skip"))  # fmt: skip
+        # a heatmap, not a contour: every replay frame redraws it, and contour lines are costly to redraw
+        fig.add_trace(go.Heatmap(x=g, y=g, z=np.log1p(z - z.min()), colorscale="Viridis", showscale=False,
+                                 zsmooth="best", name="log(1 + f)", hoverinfo="skip"))  # fmt: skip
     else:
         fig.add_trace(go.Scatter(x=[], y=[], showlegend=False))  # keeps trace indices equal in both views
     fig.add_traces(swarm_traces(x, v, path))
@@ -108,7 +109,7 @@ with ui.errors("the CBO run"):
         fig = swarm_figure(tr.frame_x[0], tr.path[0], tr.path[:1], paths, box, tr.dims)
         frames = [go.Frame(data=swarm_traces(x, tr.path[s], tr.path[: s + 1]), traces=[1, 2, 3, 4], name=str(s))
                   for x, s in zip(tr.frame_x, tr.frame_step, strict=True)]  # fmt: skip
-        ui.chart(ui.animate(fig, frames, duration_ms=80), "cbo-swarm", data={"frame_step": tr.frame_step, "path": tr.path}, name="cbo-swarm")
+        ui.chart(ui.animate(fig, frames, duration_ms=50), "cbo-swarm", data={"frame_step": tr.frame_step, "path": tr.path}, name="cbo-swarm")
     else:
         x0 = objective.sample(n, d, seed=seed)
 

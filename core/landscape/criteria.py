@@ -1,0 +1,39 @@
+"""LLA's generalization criteria computed from an SLQ spectrum (arXiv 2412.10146, ``src_lla/hessian/viz.py``)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def criteria(nodes, weights, n: float = 0.5) -> dict[str, float]:
+    """Loss Landscape Analysis criteria (LLA): https://arxiv.org/abs/2412.10146
+
+    ``re = |min θ / max θ|`` (how negative the most negative curvature is next to the sharpest one) and
+    ``Kh_n = Σ_{θ<0}(|θ|τ)^n / Σ_{θ>0}(θτ)^n`` (the negative spectral mass against the positive). Both are
+    ≈ 0 at a clean minimum and grow with saddle-like, non-convex curvature; each is computed per SLQ run
+    and averaged. They are meaningful only for mainly positive spectra (arXiv 2504.17618).
+
+    Args:
+        nodes (`Tensor`): Ritz values θ_k, shape (m,) or (R, m) for R runs.
+        weights (`Tensor`): their weights τ_k, same shape.
+        n (`float`, defaults to `0.5`): the exponent of Kh_n.
+
+    >>> criteria([-1.0, 4.0], [0.5, 0.5], n=0.5)
+    {'re': 0.25, 'kh': 0.5}
+    """
+    nodes = torch.as_tensor(nodes, dtype=torch.float64)
+    weights = torch.as_tensor(weights, dtype=torch.float64)
+    if nodes.shape != weights.shape or nodes.numel() == 0:
+        raise ValueError(f"Expected `nodes` and `weights` of one non-empty shape, but got {tuple(nodes.shape)} and {tuple(weights.shape)}.")
+    if not (torch.isfinite(nodes).all() and torch.isfinite(weights).all()):
+        raise ValueError("Expected finite `nodes` and `weights`, but got NaN or inf.")
+    if n <= 0:
+        raise ValueError(f"Expected `n` > 0, but got {n}.")
+    nodes, weights = nodes.reshape(-1, nodes.shape[-1]), weights.reshape(-1, weights.shape[-1])
+    top = nodes.max(-1).values
+    if bool((top <= 0).any()):
+        raise ValueError("The criteria need a positive eigenvalue in every run; this spectrum has none.")
+    re = (nodes.min(-1).values / top).abs()
+    mass = (nodes.abs() * weights).pow(n)
+    kh = (mass * (nodes < 0)).sum(-1) / (mass * (nodes > 0)).sum(-1)
+    return {"re": float(re.mean()), "kh": float(kh.mean())}

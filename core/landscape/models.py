@@ -1,0 +1,153 @@
+"""The lab's zoo: a 64-64-10 MLP on digits at three points of one training run, and a sharp/flat pair.
+
+``digits-mlp-init``, ``-early`` and ``-converged`` are the same run (same seed, same batches) stopped at
+0, 30 and 2000 SGD steps; :func:`training_trajectory` replays that run cheaply (< 1 s) to draw the
+optimizer's path. ``digits-mlp-sharp`` (full-batch heavy-ball gradient descent) and ``digits-mlp-flat`` (batch-8 SGD) share
+the architecture; both fit the training set, but small-batch noise settles in a flatter basin that
+generalizes better (Keskar et al., https://arxiv.org/abs/1609.04836). Measured: λmax 1.09 vs 0.68, test
+accuracy 97.1% vs 98.4%.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.data.digits import load_digits_split
+from core.zoo import ASSETS, ZooEntry
+
+DATA = "scikit-learn digits (8×8, 1,797 images), load_digits_split(0.25, seed=0)"
+
+
+def build_mlp() -> nn.Module:
+    """64-64-10 ReLU MLP (4,810 parameters); names ``1.weight``, ``1.bias``, ``3.weight``, ``3.bias``."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def digits_batch(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """The full train (1,348) or test (449) split of digits as ``(x, y)``, x: (N, 8, 8)."""
+    data = load_digits_split(0.25, seed=0)
+    return data[f"x_{split}"], data[f"y_{split}"]
+
+
+def _run(seed: int, steps: int, batch_size: int, lr: float, momentum: float, every: int = 0):
+    """One reproducible SGD run; yields ``(step, model)`` every ``every`` steps (and at the end)."""
+    torch.manual_seed(seed)  # nn.Linear's init draws from the global RNG; the batches use their own generator
+    model = build_mlp()
+    x, y = digits_batch("train")
+    gen = torch.Generator().manual_seed(seed + 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    order = torch.randperm(len(y), generator=gen)
+    cursor = 0
+    for step in range(steps):
+        if every and step % every == 0:
+            yield step, model
+        if cursor + batch_size > len(y):
+            order, cursor = torch.randperm(len(y), generator=gen), 0
+        idx = order[cursor : cursor + batch_size]
+        cursor += batch_size
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    yield steps, model
+
+
+def _metrics(model: nn.Module) -> dict[str, float]:
+    from core.landscape.functional import loss_fn_for, params_of
+    from core.landscape.lanczos import eigenpairs
+
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for split in ("train", "test"):
+            x, y = digits_batch(split)
+            logits = model(x)
+            out[f"{split}_loss"] = float(F.cross_entropy(logits, y))
+            out[f"{split}_acc"] = float((logits.argmax(1) == y).float().mean())
+    x, y = digits_batch("train")
+    top = eigenpairs(loss_fn_for(model, (x, y), F.cross_entropy), params_of(model), k=1, which="LA", seed=0)
+    out["lambda_max"] = float(top.eigenvalues[0])
+    return out
+
+
+def _train(seed: int, steps: int | None, *, full_steps: int, batch_size: int, lr: float, momentum: float):
+    steps = full_steps if steps is None else min(steps, full_steps)
+    *_, (_, model) = _run(seed, steps, batch_size, lr, momentum)
+    return model.eval(), _metrics(model)
+
+
+RUN = {"batch_size": 64, "lr": 0.1, "momentum": 0.9}
+CHECKPOINTS = {"digits-mlp-init": 0, "digits-mlp-early": 30, "digits-mlp-converged": 2000}
+PAIR = {
+    "digits-mlp-sharp": {"full_steps": 2000, "batch_size": 1348, "lr": 0.05, "momentum": 0.9},
+    "digits-mlp-flat": {"full_steps": 3000, "batch_size": 8, "lr": 0.2, "momentum": 0.0},
+}
+
+
+def training_trajectory(every: int = 20, seed: int = 0, steps: int | None = None) -> list[dict[str, torch.Tensor]]:
+    """Replays the ``digits-mlp-*`` run and returns its parameters every ``every`` steps (init … converged).
+
+    >>> path = training_trajectory(every=5, steps=10)
+    >>> len(path), tuple(path[0]["1.weight"].shape)
+    (3, (64, 64))
+    """
+    if every < 1:
+        raise ValueError(f"Expected `every` >= 1, but got {every}.")
+    steps = CHECKPOINTS["digits-mlp-converged"] if steps is None else steps
+    return [{k: v.detach().clone() for k, v in model.named_parameters()} for _, model in _run(seed, steps, every=every, **RUN)]
+
+
+TRAJECTORY = ASSETS / "digits-mlp-trajectory.safetensors"
+
+
+def save_trajectory(every: int = 20, path: Path = TRAJECTORY) -> Path:
+    """Writes the replayed path as one (T, *shape) tensor per parameter (~2 MB), so the page need not replay it."""
+    steps = training_trajectory(every)
+    save_file({k: torch.stack([p[k] for p in steps]).contiguous() for k in steps[0]}, str(path), {"every": str(every)})
+    return path
+
+
+def load_trajectory(path: Path = TRAJECTORY) -> list[dict[str, torch.Tensor]]:
+    """The shipped path of the ``digits-mlp-*`` run: a list of parameter dicts, init first, converged last."""
+    if not path.exists():
+        raise ValueError(f"No trajectory at {path}; write it with `python -m core.landscape.models`.")
+    stacked = load_file(str(path))
+    return [{k: v[t] for k, v in stacked.items()} for t in range(len(next(iter(stacked.values()))))]
+
+
+ZOO = [
+    *(
+        ZooEntry(
+            name,
+            build_mlp,
+            partial(_train, full_steps=steps, **RUN),
+            DATA,
+            {"steps": steps, **RUN, "loss": "cross-entropy", "optimizer": "SGD"},
+            0,
+            f"Digits MLP 64-64-10 after {steps} SGD steps (one run: init / early / converged)",
+        )
+        for name, steps in CHECKPOINTS.items()
+    ),
+    *(
+        ZooEntry(
+            name,
+            build_mlp,
+            partial(_train, **recipe),
+            DATA,
+            {"steps": recipe["full_steps"], **{k: v for k, v in recipe.items() if k != "full_steps"}},
+            0,
+            f"Digits MLP 64-64-10, {'full-batch GD (sharp)' if 'sharp' in name else 'batch-8 SGD (flat)'}",
+        )
+        for name, recipe in PAIR.items()
+    ),
+]
+
+
+if __name__ == "__main__":
+    print(save_trajectory())
