@@ -38,7 +38,9 @@ __all__ = [
     "select",
     "slider",
     "teacher_mode",
+    "text",
     "toggle",
+    "upload",
 ]
 
 log = logging.getLogger("optiscope")
@@ -109,6 +111,21 @@ def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, 
 
 def toggle(label: str, value: bool, key: str, *, where: Any = None, **kwargs: Any) -> bool:
     return (where or st.sidebar).toggle(label, value=value, key=key, bind="query-params", **kwargs)
+
+
+def text(label: str, value: str, key: str, *, where: Any = None, **kwargs: Any) -> str:
+    return (where or st.sidebar).text_input(label, value=value, key=key, bind="query-params", **kwargs)
+
+
+def upload(label: str, types: Sequence[str], key: str, *, max_mb: float, where: Any = None) -> bytes | None:
+    """An untrusted file's bytes, or None; files over ``max_mb`` are refused with a message."""
+    file = (where or st.sidebar).file_uploader(f"{label} (≤ {max_mb:g} MB)", type=list(types), key=key)
+    if file is None:
+        return None
+    if file.size > max_mb * 2**20:
+        st.error(f"`{file.name}` is {file.size / 2**20:.1f} MB; the limit here is {max_mb:g} MB.")
+        return None
+    return file.getvalue()
 
 
 def presets(options: Mapping[str, Mapping[str, Any]], *, key: str = "preset", where: Any = None) -> None:

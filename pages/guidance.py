@@ -25,7 +25,7 @@ ui.presets({
 })  # fmt: skip
 model_label = ui.select("Model", list(MODELS), "2-D mixture (exact)", "model")
 kind = MODELS[model_label]
-path = st.sidebar.text_input("Pipeline folder", "", key="path") if kind == "pipeline" else ""
+path = ui.text("Pipeline folder", "", "path") if kind == "pipeline" else ""
 left = ui.select("Left guider", list(NAMES), "CFG", "left")
 right = ui.select("Right guider", list(NAMES), LABELS["apg"], "right")
 w = ui.slider("Guidance scale w (paper: D_c + (w−1)·update)", 0.0, 20.0, 15.0, "w", step=0.5,

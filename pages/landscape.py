@@ -33,9 +33,8 @@ extent = ui.slider("Extent (a, b ∈ [−extent, extent])", 0.1, 5.0, 1.0, key="
 bn = ui.radio("BatchNorm statistics", ["eval", "batch"], "eval", key="bn", help="running statistics, or this batch's")
 log_z = ui.toggle("Log scale (log₁₀ loss)", False, key="log")
 k = ui.slider("Top-k eigenvalues", 1, 20, 5, key="k")
-upload = st.sidebar.file_uploader(f"Your weights for `{name}` (.safetensors, ≤ 50 MB)", type=["safetensors"])
+up_bytes = ui.upload(f"Your weights for `{name}` (.safetensors)", ["safetensors"], "weights", max_mb=50) or b""
 seed = ui.seed()
-up_bytes = upload.getvalue() if upload is not None else b""
 up_key = hashlib.sha256(up_bytes).hexdigest()[:16] if up_bytes else ""
 
 
