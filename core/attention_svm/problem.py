@@ -1,0 +1,158 @@
+"""Attention-SVM problems: sequences X_i, queries z_i, labels y_i and a fixed head v.
+
+The model of the paper: s_i = softmax(X_i W z_i), f_i = vᵀ X_iᵀ s_i, loss = mean log(1 + exp(-y_i f_i)).
+Only the head outputs h_it = vᵀ x_it enter f, so a problem stores them as ``values``; the hand-made
+examples of the earlier paper give them directly because their value tokens differ from their keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One attention-SVM problem, all tensors float64.
+
+    Shapes:
+        X: (n, T, d) key tokens x_it; z: (n, d) queries; y: (n,) labels ±1;
+        v: (d,) head (or None for the toy examples); values: (n, T) head outputs h_it = vᵀ x_it.
+    """
+
+    X: torch.Tensor
+    z: torch.Tensor
+    y: torch.Tensor
+    v: torch.Tensor | None
+    values: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def T(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[2]
+
+    @property
+    def scores(self) -> torch.Tensor:
+        """Token scores γ_it = y_i h_it, shape (n, T); the global optimum of sequence i is argmax_t γ_it."""
+        return self.y[:, None] * self.values
+
+
+def _check_sizes(n: int, T: int, d: int) -> None:
+    if int(n) < 1:
+        raise ValueError(f"Expected `n` (sequences) >= 1, but got {n}")
+    if int(T) < 2:
+        raise ValueError(f"Expected `T` (tokens per sequence) >= 2, since attention must choose between tokens, but got {T}")
+    if int(d) < 1:
+        raise ValueError(f"Expected `d` (embedding dimension) >= 1, but got {d}")
+
+
+def make_problem(n: int = 6, T: int = 8, d: int = 10, seed: int = 0) -> Problem:
+    """Transformers as SVMs (Att-SVM): https://arxiv.org/abs/2308.16898 — the data of its `local_converge` run.
+
+    v ~ N(0, I) normalized, y = ±1 with equal odds, tokens and queries uniform on the unit sphere; drawn in the
+    authors' order from a seeded ``torch.Generator`` (float32, then float64), so seed k is the notebook's run k.
+
+    Args:
+        n (`int`, defaults to `6`): sequences. T (`int`, defaults to `8`): tokens per sequence (>= 2).
+        d (`int`, defaults to `10`): embedding dimension. seed (`int`, defaults to `0`).
+
+    Shapes:
+        X: (n, T, d), z: (n, d), y: (n,), v: (d,).
+
+    >>> p = make_problem(6, 8, 10, seed=0)
+    >>> tuple(p.X.shape), tuple(p.z.shape), round(float(p.X[0, 0].norm()), 6)
+    ((6, 8, 10), (6, 10), 1.0)
+    """
+    _check_sizes(n, T, d)
+    g = torch.Generator().manual_seed(int(seed))
+    v = torch.randn(d, generator=g)
+    v /= torch.norm(v)
+    y = 2 * torch.ones(n) * (torch.randn(n, generator=g) > 0) - 1
+    X = torch.randn((n, T, d), generator=g)
+    X /= torch.norm(X, dim=-1, keepdim=True)
+    z = torch.randn((n, d), generator=g)
+    z /= torch.norm(z, dim=-1, keepdim=True)
+    X, z, y, v = X.to(DTYPE), z.to(DTYPE), y.to(DTYPE), v.to(DTYPE)
+    return Problem(X=X, z=z, y=y, v=v, values=X @ v)
+
+
+def _as_tensor(name: str, a, ndim: int) -> torch.Tensor:
+    try:
+        t = torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=DTYPE)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Expected `{name}` to be a numeric array, but got {type(a).__name__}") from e
+    if t.ndim != ndim:
+        raise ValueError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"Expected `{name}` to be finite, but it holds NaN or inf")
+    return t.clone()
+
+
+def from_arrays(X, z, y, v=None, values=None) -> Problem:
+    """A problem from given arrays (numpy, lists or tensors); pass `v` or the head outputs `values`.
+
+    Shapes:
+        X: (n, T, d), z: (n, d), y: (n,), v: (d,), values: (n, T).
+
+    >>> p = from_arrays([[[1.0, 0.0], [0.0, 1.0]]], [[1.0, 0.0]], [1.0], v=[1.0, 0.0])
+    >>> p.scores.tolist()
+    [[1.0, 0.0]]
+    """
+    X = _as_tensor("X", X, 3)
+    n, T, d = X.shape
+    _check_sizes(n, T, d)
+    z = _as_tensor("z", z, 2)
+    y = _as_tensor("y", y, 1)
+    if tuple(z.shape) != (n, d):
+        raise ValueError(f"Expected `z` of shape {(n, d)}, but got {tuple(z.shape)}")
+    if tuple(y.shape) != (n,):
+        raise ValueError(f"Expected `y` of shape {(n,)}, but got {tuple(y.shape)}")
+    if not bool(((y == 1) | (y == -1)).all()):
+        raise ValueError(f"Expected labels `y` in {{-1, +1}}, but got {sorted(set(y.tolist()))}")
+    if v is None and values is None:
+        raise ValueError("Expected the head `v` (d,) or the head outputs `values` (n, T), but got neither")
+    if v is not None:
+        v = _as_tensor("v", v, 1)
+        if tuple(v.shape) != (d,):
+            raise ValueError(f"Expected `v` of shape {(d,)}, but got {tuple(v.shape)}")
+    if values is None:
+        values = X @ v
+    else:
+        values = _as_tensor("values", values, 2)
+        if tuple(values.shape) != (n, T):
+            raise ValueError(f"Expected `values` of shape {(n, T)}, but got {tuple(values.shape)}")
+    return Problem(X=X, z=z, y=y, v=v, values=values)
+
+
+def single_input_example(third_score: float = 0.0) -> Problem:
+    """Max-Margin Token Selection (single input): https://arxiv.org/abs/2306.13596 — its hand-made example.
+
+    One sequence of three 2-D keys, (-0.1, 1), (1, 0) and (0, 0), with scores 1, 0.9 and `third_score`, and
+    the query z = e₁, so W z is the first column p of W. Token 1 is the global optimum, p^mm = (-0.1, 1)/1.01;
+    token 2 is a local one when the third token scores 0, with p^mm = (1, 0).
+
+    Args:
+        third_score (`float`, defaults to `0.0`): the paper uses 0 (two basins) and 0.9 (one basin).
+
+    >>> single_input_example().scores.tolist()
+    [[1.0, 0.9, 0.0]]
+    """
+    X = [[[-0.1, 1.0], [1.0, 0.0], [0.0, 0.0]]]
+    return from_arrays(X, [[1.0, 0.0]], [1.0], values=[[1.0, 0.9, float(third_score)]])
+
+
+EXAMPLES = {
+    "single input, two basins": lambda: single_input_example(0.0),
+    "single input, one basin": lambda: single_input_example(0.9),
+}
