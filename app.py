@@ -10,13 +10,14 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core.device import device_label, pick_device
+from core.device import device_label, pick_device, set_threads
 from pages._labs import LABS, ROOT
 from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
 
 
 @st.cache_resource
 def _device_label() -> str:
+    set_threads()  # once per server process
     return device_label(pick_device())
 
 

@@ -33,12 +33,13 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def device_label(device: torch.device) -> str:
-    """A human-readable name, e.g. ``cuda (NVIDIA H200)`` or ``cpu (2 threads)``."""
+    """A human-readable name, e.g. ``cuda (NVIDIA H200)`` or ``cpu (1 thread)``."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "mps (Apple GPU)"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def seed_everything(seed: int) -> None:
@@ -51,6 +52,20 @@ def seed_everything(seed: int) -> None:
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded with ``seed``."""
     return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads: ``n``, else ``$OPTISCOPE_THREADS``, else 1; returns the number set.
+
+    One is the default because the labs run many small ops: on a 2-core machine with the other core
+    busy (a browser, another session), two threads made a digits-UNet call 70× slower (1.9 s vs 27 ms),
+    each op waiting for a descheduled worker.
+    """
+    n = int(n or os.environ.get("OPTISCOPE_THREADS", 1))
+    if n < 1:
+        raise ValueError(f"Expected at least 1 thread, but got {n}.")
+    torch.set_num_threads(n)
+    return n
 
 
 def sync(device: torch.device) -> None:

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+torch.set_num_threads(1)  # as the app does (core.device.set_threads): many small ops, 2 shared cores
 
 ROOT = Path(__file__).resolve().parent.parent
 

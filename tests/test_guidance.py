@@ -143,17 +143,7 @@ def test_empirical_digits_denoiser_cfg_raises_mean_abs():
     assert mean_abs(high) > mean_abs(low)
 
 
-@pytest.fixture
-def one_thread():
-    # on a shared 2-core machine, 2 intra-op threads make the tiny UNet ~10x slower (spinning OpenMP workers)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("one_thread")
 def test_digits_unet_apg_saturates_much_less_than_cfg_at_equal_accuracy():
     from core import zoo
     from core.guidance import digits_unet
