@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from core import landscape as ll
 from core import zoo
-from core.landscape.models import CHECKPOINTS, digits_batch, load_trajectory
+from core.landscape.models import CHECKPOINTS, digits_batch, training_trajectory
 from pages import _ui as ui
 
 ui.header("landscape")
@@ -84,11 +84,16 @@ def spectrum(model_name: str, upload_key: str, bn: str, k: int, seed: int, _uplo
             "criteria": ll.criteria(slq.nodes, slq.weights), "trace": trace, "layers": layers}
 
 
+@st.cache_resource(show_spinner="Replaying the SGD run…")
+def sgd_path():
+    return training_trajectory(every=20)  # the init/early/converged run, replayed bit-exactly in ~2 s
+
+
 @st.cache_data(show_spinner=False)
 def path_coords(model_name: str, bn: str, axes: str, i: int, j: int, seed: int):
     _, params = setup(model_name, "", bn)
     d1, d2, _ = directions(model_name, "", bn, axes, i, j, seed)
-    return ll.project(load_trajectory(), params, d1, d2).numpy()
+    return ll.project(sgd_path(), params, d1, d2).numpy()
 
 
 def z(loss):
