@@ -242,7 +242,7 @@ def animate(
     labels: Sequence[str] | None = None,
     prefix: str = "step ",
 ) -> go.Figure:
-    """Client-side replay: ``frames`` played by the browser with Play/Pause and a scrubber.
+    """Client-side replay: ``frames`` played by the browser with play (▶), pause (❚❚) and a scrubber.
 
     No server round trip per frame, so 1,000+ WebGL points replay smoothly. Frames replace trace data
     by index (set ``traces=[...]`` on a frame to update only some). Fix the axis ranges on ``fig``
@@ -258,15 +258,15 @@ def animate(
     fig.frames = list(frames)
     fig.update_layout(
         updatemenus=[{
-            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.08, "xanchor": "left", "yanchor": "top",
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.1, "xanchor": "left", "yanchor": "top",
             "showactive": False, "pad": {"r": 8, "t": 8},
             "buttons": [
-                {"label": "▶ Play", "method": "animate", "args": [None, play]},
-                {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+                {"label": "▶", "method": "animate", "args": [None, play]},
+                {"label": "❚❚", "method": "animate", "args": [[None], pause]},
             ],
         }],
         sliders=[{
-            "active": 0, "x": 0.26, "len": 0.74, "y": -0.08, "yanchor": "top", "pad": {"t": 8},
+            "active": 0, "x": 0.0, "len": 1.0, "y": -0.1, "yanchor": "top", "pad": {"t": 8, "l": 100},  # px: clears ▶ ❚❚
             "currentvalue": {"prefix": prefix},
             "steps": [
                 {"label": str(label), "method": "animate",

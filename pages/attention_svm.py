@@ -77,7 +77,7 @@ def token_plane(problem, r: asvm.Run, i: int, ks: list[int]) -> go.Figure:
     frames = [go.Frame(data=[go.Scatter(x=[0, w[0]], y=[0, w[1]])], traces=[2], name=str(k))
               for k, w in zip(ks, unit, strict=True)]
     fig.update_layout(height=460, xaxis={"range": [-1.6, 1.6], "scaleanchor": "y"}, yaxis={"range": [-1.6, 1.6]},
-                      legend={"orientation": "h", "y": -0.3}, margin={"t": 30})
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0}, margin={"t": 90})
     return ui.animate(fig, frames, duration_ms=80)
 
 

@@ -161,7 +161,7 @@ def test_replay_of_1000_particles_is_smooth(page, app_url: str) -> None:
     load(page, f"{app_url}/cbo?n=1000")
     plot = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
     plot.evaluate("gd => { window.frames_seen = 0; gd.on('plotly_animatingframe', () => window.frames_seen++); }")
-    plot.get_by_text("▶ Play").click()
+    plot.get_by_text("▶", exact=True).click()
     page.wait_for_timeout(3000)
     fps = page.evaluate("window.frames_seen") / 3.0
     print(f"\nclient-side replay, 1000 particles: {fps:.1f} frames/s")

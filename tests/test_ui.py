@@ -113,6 +113,6 @@ def test_animate_adds_frames_play_controls_and_a_scrubber() -> None:
     frames = [go.Frame(data=[go.Scattergl(x=[float(i)], y=[0.0])]) for i in range(5)]
     fig = ui.animate(fig, frames, duration_ms=40)
     assert len(fig.frames) == 5
-    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ Play", "❚❚ Pause"]
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶", "❚❚"]
     assert len(fig.layout.sliders[0].steps) == 5
     assert fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"] == 40
