@@ -1,0 +1,175 @@
+"""CAM lab benchmark: latency of CF-CAM vs Grad-CAM vs Score-CAM (ours, captum, pytorch-grad-cam) and the
+faithfulness table over fresh shapes images for every method.
+
+    python bench/cam.py [--quick]
+
+pytorch-grad-cam imports torchvision, which is deliberately not installed (it would replace the CPU torch):
+a stub module with the few names it imports stands in for it here, and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _stub_torchvision() -> None:
+    if "torchvision" in sys.modules:
+        return
+    try:
+        import torchvision  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+
+    def unavailable(*_args, **_kwargs):
+        raise RuntimeError("torchvision stub: not available in this benchmark")
+
+    tv = types.ModuleType("torchvision")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    ops = types.ModuleType("torchvision.ops")
+    transforms.Compose = transforms.Normalize = transforms.ToTensor = unavailable
+    functional.resize = unavailable
+    ops.box_iou = unavailable
+    tv.transforms, tv.ops, transforms.functional = transforms, ops, functional
+    sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms,
+                        "torchvision.transforms.functional": functional, "torchvision.ops": ops})
+
+
+def timeit(fn, repeats: int) -> float:
+    """Best of ``repeats`` (timeit's advice: on a shared machine the minimum is the least noisy estimate)."""
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and 16 images (< 60 s)")
+    parser.add_argument("--images", type=int, default=None)
+    args = parser.parse_args()
+    n_images = args.images or (16 if args.quick else 200)
+
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    from core import zoo
+    from core.cam import cf_cam, grad_cam, grad_cam_pp, score_cam
+    from core.cam import metrics as M
+    from core.cam.attributions import OTHER
+    from core.cam.gradcam import upsample_normalize
+    from core.data.shapes import make_shapes
+    from core.device import device_label
+
+    model = zoo.load("shapes-cnn")  # before the stub: the zoo imports diffusers, which probes torchvision's spec
+    _stub_torchvision()
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    layer = model.cam_layer
+    module = model.get_submodule(layer)
+
+    def captum_gc(x, t):
+        raw = LayerGradCam(model, module).attribute(x, target=t, relu_attributions=True)
+        return upsample_normalize(LayerAttribution.interpolate(raw, x.shape[-2:], "bilinear")[:, 0], x.shape[-2:])
+
+    def pgc(cls, **kw):
+        def run(x, t):
+            with cls(model=model, target_layers=[module]) as cam:
+                for k, v in kw.items():
+                    setattr(cam, k, v)
+                return torch.from_numpy(cam(x, targets=[ClassifierOutputTarget(int(c)) for c in t]))
+        return run
+
+    methods = {
+        "Grad-CAM (ours)": lambda x, t: grad_cam(model, layer, x, t),
+        "Grad-CAM (captum)": captum_gc,
+        "Grad-CAM (pytorch-grad-cam)": pgc(GradCAM),
+        "Grad-CAM++ (ours)": lambda x, t: grad_cam_pp(model, layer, x, t),
+        "Grad-CAM++ (pytorch-grad-cam)": pgc(GradCAMPlusPlus),
+        "CF-CAM (ours, gaussian, softmax)": lambda x, t: cf_cam(model, layer, x, t).map,
+        "CF-CAM (ours, no filter, linear)": lambda x, t: cf_cam(model, layer, x, t, filter=None, combine="linear").map,
+        "Score-CAM (ours)": lambda x, t: score_cam(model, layer, x, t, batch_size=128),
+        "Score-CAM (pytorch-grad-cam)": pgc(ScoreCAM, batch_size=128),
+    }
+
+    x, y, masks = make_shapes(max(n_images, 32), seed=777_777)
+    lines = [f"# CAM lab benchmark\n\nDevice: {device_label(torch.device('cpu'))}; model `shapes-cnn`, layer `{layer}` "
+             f"({module[0].out_channels} channels, 8×8), 64×64 inputs. Best of repeats, ms per image.\n"]
+    lat = {}
+    rows = ["| method | batch 1 (ms/img) | batch 32 (ms/img) |", "|---|---:|---:|"]
+    for name, fn in methods.items():
+        slow = "Score" in name
+        r1 = 3 if args.quick else (5 if slow else 20)
+        r32 = 1 if args.quick else (2 if slow else 5)
+        b1 = timeit(lambda fn=fn: fn(x[:1], y[:1]), r1) * 1e3
+        b32 = timeit(lambda fn=fn: fn(x[:32], y[:32]), r32) * 1e3 / 32
+        lat[name] = (b1, b32)
+        rows.append(f"| {name} | {b1:.2f} | {b32:.2f} |")
+    lines += rows
+    gc, cf, sc = lat["Grad-CAM (ours)"], lat["CF-CAM (ours, gaussian, softmax)"], lat["Score-CAM (ours)"]
+    lines.append("\n| ratio | batch 1 | batch 32 | target |\n|---|---:|---:|---|")
+    lines.append(f"| CF-CAM / Grad-CAM (ours) | {cf[0] / gc[0]:.2f}× | {cf[1] / gc[1]:.2f}× | ≤ 3× |")
+    lines.append(f"| Score-CAM / CF-CAM | {sc[0] / cf[0]:.1f}× | {sc[1] / cf[1]:.1f}× | ≥ 10× |")
+    pg = lat["Grad-CAM (pytorch-grad-cam)"]
+    lines.append(f"| pytorch-grad-cam Grad-CAM / ours | {pg[0] / gc[0]:.2f}× | {pg[1] / gc[1]:.2f}× | |")
+    psc = lat["Score-CAM (pytorch-grad-cam)"]
+    lines.append(f"| pytorch-grad-cam Score-CAM / ours | {psc[0] / sc[0]:.2f}× | {psc[1] / sc[1]:.2f}× | |")
+
+    # Parity with the anchors on 8 images (pytorch-grad-cam resizes with cv2, so compare before resize too).
+    xs, ts = x[:8], y[:8]
+    ours = grad_cam(model, layer, xs, ts)
+    d_captum = (ours - captum_gc(xs, ts)).abs().max().item()
+    d_pgc = (ours - pgc(GradCAM)(xs, ts)).abs().max().item()
+    lines.append(f"\nGrad-CAM parity, max |Δ| over 8 maps: captum {d_captum:.1e}, pytorch-grad-cam {d_pgc:.1e} "
+                 "(cv2 resize and (x−min)/(max+1e-7) scaling differ from ours).")
+
+    # Faithfulness / localisation table.
+    xm, ym, mm = x[:n_images], y[:n_images], masks[:n_images]
+    table_methods = {k: v for k, v in methods.items() if "(ours" in k}
+    for name, fn in OTHER.items():
+        table_methods[f"{name} (captum)"] = lambda a, b, fn=fn: fn(model, a, b)
+    table_methods["ground-truth mask"] = lambda a, b: None  # replaced per batch below
+    gen = torch.Generator().manual_seed(0)
+    table_methods["random"] = lambda a, b: torch.rand(a.shape[0], *a.shape[2:], generator=gen)
+    start = time.perf_counter()
+    results = {}
+    for name, fn in table_methods.items():
+        per = {k: [] for k in M.METRICS}
+        for s in range(0, n_images, 32):
+            a, b, m = xm[s : s + 32], ym[s : s + 32], mm[s : s + 32]
+            maps = m.float() if name == "ground-truth mask" else fn(a, b).detach().float()
+            for k, v in M.evaluate(model, a, maps, b, m, n_steps=32).items():
+                per[k].append(v)
+        results[name] = {k: torch.cat(v).mean().item() for k, v in per.items()}
+    acc = (model(xm).argmax(1) == ym).float().mean().item()
+    chance = mm.flatten(1).float().mean().item()
+    lines.append(f"\n## Faithfulness over {n_images} fresh images ({time.perf_counter() - start:.0f} s)\n")
+    lines.append(f"Model accuracy on them: {acc:.3f}; mean mask area (pointing-game chance): {chance:.3f}. "
+                 "Deletion/insertion: 32 steps, softmax probability of the true class; AD/AI in %.\n")
+    lines.append("| method | deletion ↓ | insertion ↑ | AD ↓ | AI ↑ | pointing ↑ | EBPG ↑ |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['deletion']:.3f} | {r['insertion']:.3f} | {r['average_drop']:.1f} | "
+                     f"{r['average_increase']:.1f} | {r['pointing_game']:.3f} | {r['ebpg']:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.quick:
+        (ROOT / "bench" / "results" / "cam.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

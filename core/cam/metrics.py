@@ -1,0 +1,241 @@
+"""Faithfulness and localisation metrics for saliency maps.
+
+- Deletion / insertion AUC (Petsiuk et al., RISE, https://arxiv.org/abs/1806.07421): pixels change in
+  saliency order; deletion goes image → substrate (lower is better), insertion blurred image → image
+  (higher). RISE deletes to zeros; the default here is the blurred image (see ``substrate``).
+- Average Drop / Average Increase (Chattopadhay et al., Grad-CAM++, https://arxiv.org/abs/1710.11063).
+- Pointing game (Zhang et al., https://arxiv.org/abs/1608.00507) and the energy-based pointing game
+  (Wang et al., Score-CAM, https://arxiv.org/abs/1910.01279), against ground-truth masks.
+
+Maps are (N, H, W) at input size; scores are softmax probabilities of the target class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+METRICS = {  # name → whether higher is better
+    "deletion": False,
+    "insertion": True,
+    "average_drop": False,
+    "average_increase": True,
+    "pointing_game": True,
+    "ebpg": True,
+}
+
+
+def _check_maps(saliency: torch.Tensor, like: torch.Tensor) -> None:
+    if saliency.ndim != 3 or saliency.shape[0] != like.shape[0] or saliency.shape[-2:] != like.shape[-2:]:
+        raise ValueError(f"Expected saliency maps of shape {(like.shape[0], *like.shape[-2:])}, but got {tuple(saliency.shape)}.")
+    if not torch.isfinite(saliency).all():
+        raise ValueError("The saliency maps contain NaN or infinite values.")
+
+
+def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
+    """Pointing game: a hit when the map's maximum lies in the mask (grown by ``tolerance`` pixels).
+
+    Shapes: saliency, masks: (N, H, W) → hits: (N,) bool. Accuracy = hits.float().mean().
+
+    >>> masks = torch.zeros(1, 8, 8, dtype=torch.bool); masks[0, 2:4, 2:4] = True
+    >>> pointing_game(masks.float(), masks).tolist()
+    [True]
+    """
+    _check_maps(saliency, masks)
+    m = masks.float()[:, None]
+    if tolerance > 0:
+        m = F.max_pool2d(m, 2 * tolerance + 1, stride=1, padding=tolerance)
+    peak = saliency.flatten(1).argmax(1)
+    return m.flatten(1).gather(1, peak[:, None])[:, 0] > 0
+
+
+def energy_pointing_game(saliency: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Energy-based pointing game: the share Σ_mask L / Σ L of the map's mass inside the mask (0 for an all-zero map).
+
+    Shapes: saliency, masks: (N, H, W) → (N,) in [0, 1].
+
+    >>> masks = torch.zeros(1, 4, 4, dtype=torch.bool); masks[0, :2] = True
+    >>> energy_pointing_game(torch.ones(1, 4, 4), masks).tolist()
+    [0.5]
+    """
+    _check_maps(saliency, masks)
+    sal = saliency.clamp_min(0).flatten(1)
+    total = sal.sum(1)
+    inside = (sal * masks.flatten(1)).sum(1)
+    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(total))
+
+
+def _probs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    with torch.no_grad():
+        out = [torch.softmax(model(x[i : i + batch_size]), 1) for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(out).gather(1, target[:, None])[:, 0]
+
+
+def blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """Gaussian blur, per channel, reflect-padded (RISE's insertion substrate). images: (N, C, H, W)."""
+    r = kernel_size // 2
+    t = torch.arange(kernel_size, dtype=images.dtype) - r
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = images.shape[1]
+    pad = min(r, images.shape[-1] - 1, images.shape[-2] - 1)
+    x = F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    if pad < r:
+        x = F.pad(x, (r - pad,) * 4, mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+SUBSTRATES = ("blur", "mean", "zero")
+
+
+def substrate(images: torch.Tensor, kind: str = "blur") -> torch.Tensor:
+    """What deleted pixels become: the blurred image (default), the image's mean colour, or zeros (RISE).
+
+    On the shapes, zeros keep a black silhouette of a deleted object (the CNN still sees the shape) and
+    scattered black pixels are out of distribution, so a random map beats the ground-truth mask there.
+    """
+    if kind == "blur":
+        return blur(images)
+    if kind == "mean":
+        return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
+    if kind == "zero":
+        return torch.zeros_like(images)
+    raise ValueError(f"Expected `substrate` in {SUBSTRATES}, but got {kind!r}.")
+
+
+def saliency_order(saliency: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Pixel indices (N, H*W), most salient first; ties in a seeded random order (not raster order).
+
+    >>> saliency_order(torch.tensor([[[0.0, 2.0], [1.0, 2.0]]]))[0, 2:].tolist()
+    [2, 0]
+    """
+    flat = saliency.flatten(1)
+    perm = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(seed))
+    idx = torch.sort(flat[:, perm], dim=1, descending=True, stable=True).indices
+    return perm[idx]
+
+
+def deletion_insertion_curves(
+    model: nn.Module, images: torch.Tensor, saliency: torch.Tensor, target, *, mode: str = "deletion",
+    n_steps: int = 64, substrate_kind: str = "blur", seed: int = 0, batch_size: int = 256,
+) -> torch.Tensor:
+    """Target-class probability as pixels are deleted (image → substrate) or inserted (blurred → image).
+
+    Shapes: images (N, C, H, W), saliency (N, H, W) → curves (N, n_steps + 1).
+    """
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f"Expected `mode` in ('deletion', 'insertion'), but got {mode!r}.")
+    if int(n_steps) < 1:
+        raise ValueError(f"Expected `n_steps` >= 1, but got {n_steps}.")
+    _check_maps(saliency, images)
+    n, _, h, w = images.shape
+    target = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(n)
+    order = saliency_order(saliency, seed)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w).expand(n, -1))  # (N, HW)
+    counts = torch.ceil(torch.linspace(0, h * w, n_steps + 1)).long()  # pixels changed at each step
+    start, end = (images, substrate(images, substrate_kind)) if mode == "deletion" else (blur(images), images)
+    curves = torch.empty(n, n_steps + 1)
+    for i in range(n):
+        changed = (rank[i][None] < counts[:, None]).view(-1, 1, h, w)  # (S+1, 1, H, W)
+        seq = torch.where(changed, end[i : i + 1], start[i : i + 1])
+        curves[i] = _probs(model, seq, target[i].expand(n_steps + 1), batch_size)
+    return curves
+
+
+def auc(curves: torch.Tensor) -> torch.Tensor:
+    """Trapezoidal area under curves sampled at equal steps on [0, 1]: (Σs − s₀/2 − s_n/2)/n. (N, S+1) → (N,).
+
+    >>> auc(torch.tensor([[1.0, 1.0, 1.0]])).tolist()
+    [1.0]
+    """
+    n = curves.shape[1] - 1
+    return (curves.sum(1) - curves[:, 0] / 2 - curves[:, -1] / 2) / n
+
+
+def deletion_auc(model, images, saliency, target, n_steps: int = 64, substrate_kind: str = "blur") -> torch.Tensor:
+    """Deletion AUC per image (lower is better). Shapes: (N, C, H, W), (N, H, W) → (N,)."""
+    return auc(deletion_insertion_curves(model, images, saliency, target, mode="deletion", n_steps=n_steps,
+                                         substrate_kind=substrate_kind))
+
+
+def insertion_auc(model, images, saliency, target, n_steps: int = 64) -> torch.Tensor:
+    """Insertion AUC per image (higher is better). Shapes: (N, C, H, W), (N, H, W) → (N,)."""
+    return auc(deletion_insertion_curves(model, images, saliency, target, mode="insertion", n_steps=n_steps))
+
+
+def average_drop_increase(model, images, saliency, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image drop max(0, Y−O)/Y and increase 1[Y < O], with O the score on x ⊙ map.
+
+    Average Drop = 100·drop.mean() (lower is better), Average Increase = 100·increase.float().mean().
+    Shapes: images (N, C, H, W), saliency (N, H, W) in [0, 1] → (N,), (N,) bool.
+    """
+    _check_maps(saliency, images)
+    target = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(images.shape[0])
+    y = _probs(model, images, target)
+    o = _probs(model, images * saliency[:, None], target)
+    return (y - o).clamp_min(0) / y.clamp_min(1e-12), y < o
+
+
+def evaluate(model, images, saliency, target, masks, n_steps: int = 64, substrate_kind: str = "blur") -> dict[str, torch.Tensor]:
+    """Every metric per image, keyed as ``METRICS``. Shapes: (N, C, H, W), (N, H, W), (N,), (N, H, W) → (N,) each."""
+    drop, increase = average_drop_increase(model, images, saliency, target)
+    return {
+        "deletion": deletion_auc(model, images, saliency, target, n_steps, substrate_kind),
+        "insertion": insertion_auc(model, images, saliency, target, n_steps),
+        "average_drop": 100 * drop,
+        "average_increase": 100 * increase.float(),
+        "pointing_game": pointing_game(saliency, masks).float(),
+        "ebpg": energy_pointing_game(saliency, masks),
+    }
+
+
+@dataclass(frozen=True)
+class MetricsProgress:
+    """One step of ``metrics_table``: ``done`` of ``total`` (method, batch) chunks; ``table`` maps
+    method → metric → mean over the images scored so far."""
+
+    done: int
+    total: int
+    method: str
+    table: dict[str, dict[str, float]]
+
+
+def metrics_table(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: torch.Tensor,
+    masks: torch.Tensor,
+    methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+    *,
+    batch_size: int = 16,
+    n_steps: int = 32,
+    substrate_kind: str = "blur",
+) -> Iterator[MetricsProgress]:
+    """Score each ``methods[name](x, target) -> maps`` on every image, a batch at a time (a progress iterator).
+
+    >>> from core.cam.models import ShapesCNN
+    >>> x, y, m = torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), torch.ones(2, 32, 32, dtype=torch.bool)
+    >>> last = list(metrics_table(ShapesCNN().eval(), x, y, m, {"uniform": lambda a, b: torch.ones(2, 32, 32)}))[-1]
+    >>> last.table["uniform"]["ebpg"], last.done, last.total
+    (1.0, 1, 1)
+    """
+    n = images.shape[0]
+    starts = range(0, n, batch_size)
+    total, done = len(methods) * len(starts), 0
+    sums: dict[str, dict[str, float]] = {}
+    for name, method in methods.items():
+        acc = {k: 0.0 for k in METRICS}
+        for s in starts:
+            x, t, m = images[s : s + batch_size], target[s : s + batch_size], masks[s : s + batch_size]
+            scores = evaluate(model, x, method(x, t).detach(), t, m, n_steps, substrate_kind)
+            for k, v in scores.items():
+                acc[k] += float(v.sum())
+            done += 1
+            seen = min(s + batch_size, n)
+            sums[name] = {k: v / seen for k, v in acc.items()}
+            yield MetricsProgress(done, total, name, {k: dict(v) for k, v in sums.items()})
