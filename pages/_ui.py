@@ -89,32 +89,37 @@ def seed() -> int:
 # otherwise. Defaults drop out of the URL, so a short link means "the defaults".
 
 
+def _initial(key: str, **default: Any) -> dict[str, Any]:
+    """The default, unless session state already holds a value (set by a preset): passing both warns."""
+    return {} if key in st.session_state else default
+
+
 def slider(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    return (where or st.sidebar).slider(label, min_value, max_value, value, key=key, bind="query-params", **kwargs)
+    return (where or st.sidebar).slider(label, min_value, max_value, key=key, bind="query-params",
+                                        **_initial(key, value=value), **kwargs)
 
 
 def select(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    index = list(options).index(value)
-    return (where or st.sidebar).selectbox(label, options, index=index, key=key, bind="query-params", **kwargs)
+    return (where or st.sidebar).selectbox(label, options, key=key, bind="query-params",
+                                           **_initial(key, index=list(options).index(value)), **kwargs)
 
 
 def radio(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    index = list(options).index(value)
-    return (where or st.sidebar).radio(label, options, index=index, key=key, bind="query-params", **kwargs)
+    return (where or st.sidebar).radio(label, options, key=key, bind="query-params",
+                                       **_initial(key, index=list(options).index(value)), **kwargs)
 
 
 def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    return (where or st.sidebar).number_input(
-        label, min_value=min_value, max_value=max_value, value=value, key=key, bind="query-params", **kwargs
-    )
+    return (where or st.sidebar).number_input(label, min_value=min_value, max_value=max_value, key=key,
+                                              bind="query-params", **_initial(key, value=value), **kwargs)
 
 
 def toggle(label: str, value: bool, key: str, *, where: Any = None, **kwargs: Any) -> bool:
-    return (where or st.sidebar).toggle(label, value=value, key=key, bind="query-params", **kwargs)
+    return (where or st.sidebar).toggle(label, key=key, bind="query-params", **_initial(key, value=value), **kwargs)
 
 
 def text(label: str, value: str, key: str, *, where: Any = None, **kwargs: Any) -> str:
-    return (where or st.sidebar).text_input(label, value=value, key=key, bind="query-params", **kwargs)
+    return (where or st.sidebar).text_input(label, key=key, bind="query-params", **_initial(key, value=value), **kwargs)
 
 
 def upload(label: str, types: Sequence[str], key: str, *, max_mb: float, where: Any = None) -> bytes | None:

@@ -182,3 +182,14 @@ def test_copied_lab_url_reproduces_the_lab_controls(page, browser, app_url: str)
               for i in range(3)]
     fresh.close()
     assert "20" in values and "40" in values  # d and N from the preset, read back from the link alone
+
+
+def test_background_job_shows_progress_then_its_result(page, app_url: str) -> None:
+    load(page, f"{app_url}/cam?n_metrics=8")
+    charts_before = page.locator("[data-testid='stPlotlyChart']").count()
+    page.get_by_role("button", name="Score the methods").click()
+    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length > {charts_before}",
+                           timeout=120_000)
+    page.wait_for_selector(IDLE)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.get_by_text("Grad-CAM++").first.is_visible()
