@@ -160,6 +160,8 @@ def test_live_player_plays_pauses_steps_and_resets(page, app_url: str) -> None:
 def test_replay_of_1000_particles_plays_in_the_browser(page, app_url: str) -> None:
     load(page, f"{app_url}/cbo?n=1000")
     plot = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
+    plot.locator(".slider-container").first.wait_for()  # the figure, frames included, has been drawn
+    page.wait_for_timeout(1000)
     plot.evaluate("gd => { window.frames_seen = 0; gd.on('plotly_animatingframe', () => window.frames_seen++); }")
     plot.get_by_text("▶", exact=True).click()
     page.wait_for_timeout(500)  # steady state: the first frames pay for WebGL set-up
