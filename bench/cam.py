@@ -20,6 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _timing import timed  # noqa: E402
+
 
 def _stub_torchvision() -> None:
     if "torchvision" in sys.modules:
@@ -44,17 +46,6 @@ def _stub_torchvision() -> None:
     tv.transforms, tv.ops, transforms.functional = transforms, ops, functional
     sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms,
                         "torchvision.transforms.functional": functional, "torchvision.ops": ops})
-
-
-def timeit(fn, repeats: int) -> float:
-    """Best of ``repeats`` (timeit's advice: on a shared machine the minimum is the least noisy estimate)."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -115,8 +106,8 @@ def main() -> None:
         slow = "Score" in name
         r1 = 3 if args.quick else (5 if slow else 20)
         r32 = 1 if args.quick else (2 if slow else 5)
-        b1 = timeit(lambda fn=fn: fn(x[:1], y[:1]), r1) * 1e3
-        b32 = timeit(lambda fn=fn: fn(x[:32], y[:32]), r32) * 1e3 / 32
+        b1 = timed(lambda fn=fn: fn(x[:1], y[:1]), r1, best=True, warmup=True) * 1e3
+        b32 = timed(lambda fn=fn: fn(x[:32], y[:32]), r32, best=True, warmup=True) * 1e3 / 32
         lat[name] = (b1, b32)
         rows.append(f"| {name} | {b1:.2f} | {b32:.2f} |")
     lines += rows

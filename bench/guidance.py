@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _timing import timed  # noqa: E402
 
 from core import zoo  # noqa: E402
 from core.guidance import apg, digits_unet, evaluate, make_guider, run  # noqa: E402
@@ -32,15 +33,6 @@ GUIDERS = {
     "CFG-Zero*": {"name": "cfg-zero-star"},
     "APG-Mix": {"name": "apg-mix", "rescale": 2.0, "momentum": -0.5},
 }
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def drive(guider, c, u, steps):
