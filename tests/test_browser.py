@@ -105,14 +105,13 @@ def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
         write_thumbnail(chart.screenshot(), ROOT / "assets" / "thumbs" / f"{slug}.png")
 
 
-def write_thumbnail(png: bytes, path: Path, width: int = 480) -> None:
+def write_thumbnail(png: bytes, path: Path, size: tuple[int, int] = (480, 300)) -> None:
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    image.thumbnail((width, width))
-    image.save(path, optimize=True)
+    ImageOps.pad(image, size, color="white").save(path, optimize=True)  # one aspect ratio: even cards
 
 
 def test_copied_url_reproduces_the_controls(page, browser, app_url: str) -> None:
