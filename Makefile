@@ -34,7 +34,7 @@ test: lint
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(VENV)/.bench
-	@for script in bench/*.py; do echo "== $$script"; OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+	@for script in bench/*.py; do echo "== $$script"; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
 
 # Gallery thumbnails: the browser test's view of each lab's first chart, written to assets/thumbs/.
 thumbs: $(VENV)/.dev

@@ -146,7 +146,7 @@ with ui.errors("the attention-SVM lab"):
     with left:
         st.subheader("Token plane")
         if d == 2:
-            i = st.selectbox("Sequence shown", list(range(n)), key="asvm_seq")
+            i = ui.select("Sequence shown", list(range(n)), 0, "seq", where=st)
             ui.chart(token_plane(problem, main, i, ks), key="plane", data={"X": problem.X[i].numpy(),
                      "scores": problem.scores[i].numpy(), "svm_fro": main.svm_fro})
         else:

@@ -27,7 +27,7 @@ ui.presets({
 })  # fmt: skip
 source = ui.radio("Image", ["Gallery", "Upload"], "Gallery", "source", horizontal=True)
 index = ui.slider("Gallery image", 0, GALLERY - 1, 0, "image") if source == "Gallery" else 0
-upload = st.sidebar.file_uploader("PNG or JPEG (≤ 10 MB)", type=["png", "jpg", "jpeg"]) if source == "Upload" else None
+upload = ui.upload("PNG or JPEG", ["png", "jpg", "jpeg"], "upload", max_mb=10) if source == "Upload" else None
 target_name = ui.select("Target class", ["predicted", *CLASSES], "predicted", "target")
 with st.sidebar.expander("CF-CAM settings", expanded=True):
     dominant = ui.slider("Dominant fraction", 0.0, 1.0, 0.25, "dominant", step=0.05, where=st)
@@ -86,7 +86,7 @@ with ui.errors("the maps"):
         if upload is None:
             st.info("Upload a PNG or JPEG in the sidebar; the shapes CNN will classify it as one of its six shapes.")
             st.stop()
-        image, mask = decode_image(upload.getvalue(), 64)[0].numpy(), None
+        image, mask = decode_image(upload, 64)[0].numpy(), None
     else:
         images, labels, masks = gallery(seed)
         image, mask = images[index].numpy(), masks[index].numpy()
@@ -153,7 +153,7 @@ if t is None:  # the error boundary above has said what is wrong
     st.stop()
 
 with st.expander("Other explanations (captum: Occlusion, Integrated Gradients, SmoothGrad)"), ui.errors("the captum maps"):
-    if st.toggle("Compute", key="other"):
+    if ui.toggle("Compute", False, "other", where=st):
         x = torch.from_numpy(image)[None]
         ui.chart(overlay(image, {k: fn(net, x, t)[0].numpy() for k, fn in OTHER.items()}), "other-maps")
 

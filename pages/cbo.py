@@ -172,7 +172,7 @@ with ui.errors("the CBO run"):
             ui.chart(fig, "cbo-error", data={"step": tr.step, "error_inf": tr.error, "f_v": tr.f_consensus})
     with right:
         st.subheader("What α does: the weights")
-        k = st.slider("Inspect frame", 0, len(tr.frame_step) - 1, 0, key="cbo-frame")
+        k = ui.slider("Inspect frame", 0, len(tr.frame_step) - 1, 0, "frame", where=st)
         w = cbo.consensus_weights(torch.tensor(tr.frame_energy[k], dtype=torch.float64), float(tr.frame_alpha[k]))
         ess = float(cbo.effective_sample_size(w))
         st.metric(f"Effective sample size at step {tr.frame_step[k]}", f"{ess:.1f} of {len(w)}")
