@@ -96,3 +96,23 @@ def test_device_choice_and_generators() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             pick_device("cuda")
+
+
+@pytest.mark.parametrize("name", sorted(zoo.registry()))
+def test_every_recipe_runs_a_few_steps_into_the_shipped_architecture(name: str) -> None:
+    spec = zoo.entry(name)
+    model, metrics = spec.train(spec.seed, 2)  # a smoke test of the recipe, never the full training
+    shipped = spec.build().state_dict()
+    trained = model.state_dict()
+    assert trained.keys() == shipped.keys()
+    assert all(trained[k].shape == shipped[k].shape for k in shipped)
+    assert metrics and all(isinstance(v, (int, float)) for v in metrics.values()), metrics
+
+
+@pytest.mark.parametrize("name", ["digits-mlp-init", "digits-mlp-early"])
+def test_a_short_recipe_reproduces_its_shipped_asset_from_the_seed(name: str) -> None:
+    spec = zoo.entry(name)
+    model, _ = spec.train(spec.seed, None)
+    shipped = zoo.load(name)
+    for key, value in shipped.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=1e-6)
