@@ -19,6 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import publish
+
 from core.attention_svm import correlation, make_problem, optimal_tokens, solve_svm, train, train_batch
 
 
@@ -106,10 +108,7 @@ def main() -> None:
     lines.append(f"`timeout`: the SVM did not finish within {cap} s (CLARABEL on a dense {49 * 50}×{50 * 50} constraint matrix).")
     lines += ["", f"## Paper experiment, {seeds} seeds: median (min) correlation with the matching SVM", "",
               "| param | conventions | k = 100 | k = 500 | k = 2000 |", "|---|---|---|---|---|", *paper_curve(seeds)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(__file__).resolve().parent / "results" / "attention_svm.md"
-    out.write_text(text)
+    publish("attention_svm", lines, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _timing import timed  # noqa: E402
+from _common import publish, timed  # noqa: E402
 
 
 def _stub_torchvision() -> None:
@@ -156,10 +156,7 @@ def main() -> None:
     for name, r in results.items():
         lines.append(f"| {name} | {r['deletion']:.3f} | {r['insertion']:.3f} | {r['average_drop']:.1f} | "
                      f"{r['average_increase']:.1f} | {r['pointing_game']:.3f} | {r['ebpg']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.quick:
-        (ROOT / "bench" / "results" / "cam.md").write_text(text)
+    publish("cam", lines, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _timing import timed  # noqa: E402
+from _common import publish, timed  # noqa: E402
 
 from core import zoo  # noqa: E402
 from core.guidance import apg, digits_unet, evaluate, make_guider, run  # noqa: E402
@@ -118,11 +118,7 @@ def main() -> None:
         lines.append(f"| AG warm-up {warm}, γ̄={gamma} | {s.model_evals} | {100 * saved:.0f}% | {m['accuracy']:.3f} | {m['saturation']:.3f} |")
     lines += ["", f"Best saving at equal accuracy (within 0.01): {100 * best:.0f}% (target ≥ 25%)."]
 
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = ROOT / "bench" / "results" / "guidance.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish("guidance", lines, quick=args.quick)
 
 
 if __name__ == "__main__":

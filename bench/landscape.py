@@ -19,6 +19,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import publish  # noqa: E402
+
 from core import landscape as ll  # noqa: E402
 from core import zoo  # noqa: E402
 from core.landscape.hvp import HessianOperator, hvp_forward_over_reverse  # noqa: E402
@@ -111,11 +113,7 @@ def main() -> None:
     table = ["| task | ours | anchor | speed-up | notes |", "|---|---|---|---|---|"]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     header = f"# Loss-landscape benchmark ({'quick' if args.quick else 'full'}; torch {torch.__version__}, {torch.get_num_threads()} threads)\n\n"
-    text = header + "\n".join(table) + "\n"
-    print(text)
-    out = ROOT / "bench" / "results" / "landscape.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    publish("landscape", [header.rstrip("\n"), "", *table], quick=args.quick)
 
 
 if __name__ == "__main__":
