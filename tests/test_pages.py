@@ -47,3 +47,13 @@ def test_same_url_gives_the_same_figures(open_page, slug: str) -> None:
 
     first = specs()
     assert first and first == specs()
+
+
+@pytest.mark.parametrize("path", PAGES[1:])
+def test_every_preset_renders_without_exception(open_page, path: str) -> None:
+    at = open_page(path)
+    keys = [b.key for b in at.sidebar.button if b.key and b.key.startswith("preset-")]
+    assert keys, "every lab offers presets"
+    for key in keys:
+        at.sidebar.button(key=key).click().run()
+        assert not at.exception, (key, [e.value for e in at.exception])
