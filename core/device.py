@@ -1,15 +1,10 @@
-"""Compute-device choice and seeding, shared by every lab."""
+"""Compute-device choice, torch threads and seeded generators, shared by every lab."""
 
 from __future__ import annotations
 
 import os
-import random
 
-import numpy as np
 import torch
-
-DEFAULT_SEED = 0
-
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """The device to compute on: ``prefer`` or ``$OPTISCOPE_DEVICE`` if set, else cuda, then mps, then cpu.
@@ -40,13 +35,6 @@ def device_label(device: torch.device) -> str:
         return "mps (Apple GPU)"
     threads = torch.get_num_threads()
     return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed the global RNGs, for third-party code that uses them. Core code takes explicit generators."""
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 -- third-party code that reads the legacy global RNG
-    torch.manual_seed(seed)
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
