@@ -6,6 +6,7 @@ import os
 
 import torch
 
+
 def pick_device(prefer: str | None = None) -> torch.device:
     """The device to compute on: ``prefer`` or ``$OPTISCOPE_DEVICE`` if set, else cuda, then mps, then cpu.
 
