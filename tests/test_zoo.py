@@ -25,7 +25,7 @@ def train_tiny(seed: int, steps: int | None) -> tuple[nn.Module, dict[str, float
 @pytest.fixture
 def registry(monkeypatch):
     entry = zoo.ZooEntry("tiny", tiny, train_tiny, data="none", recipe={"lr": 0.1}, seed=3, description="a test")
-    monkeypatch.setattr(zoo, "registry", lambda: {"tiny": entry})
+    monkeypatch.setattr(zoo, "_entries", lambda: iter([entry]))
     return entry
 
 
