@@ -113,8 +113,9 @@ def main() -> None:
         rows.append(f"| {n:.0e} | {st} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | {tp['ours'] / tp['cbx']:.2f}× |")
         print(rows[-1], flush=True)
     lines += rows
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {args.out}")
+    if not q:  # a quick run never overwrites the full results
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        print(f"\nwritten to {args.out}")
 
 
 if __name__ == "__main__":
