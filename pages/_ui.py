@@ -168,10 +168,10 @@ def errors(what: str = "this view") -> Iterator[None]:
         st.error(f"Could not compute {what}: {type(err).__name__}: {err}", icon=":material/bug_report:")
 
 
-def _table_bytes(data: pd.DataFrame | Mapping[str, Any]) -> tuple[bytes, str, str]:
+def _table_bytes(data: pd.DataFrame | Mapping[str, Any]) -> bytes:
     if isinstance(data, pd.DataFrame):
-        return data.to_csv(index=False).encode(), "csv", "text/csv"
-    return json.dumps(data, indent=1, default=_jsonable).encode(), "json", "application/json"
+        return data.to_csv(index=False).encode()
+    return json.dumps(data, indent=1, default=_jsonable).encode()
 
 
 def _jsonable(value: Any) -> Any:
@@ -194,9 +194,9 @@ def chart(
     stem = name or key
     left, right = where.columns(2)
     if data is not None:
-        payload, ext, mime = _table_bytes(data)
-        left.download_button(
-            f"Data ({ext.upper()})", payload, f"{stem}.{ext}", mime, key=f"{key}-data",
+        ext, mime = ("csv", "text/csv") if isinstance(data, pd.DataFrame) else ("json", "application/json")
+        left.download_button(  # serialized on click, not on every rerun
+            f"Data ({ext.upper()})", lambda: _table_bytes(data), f"{stem}.{ext}", mime, key=f"{key}-data",
             on_click="ignore", icon=":material/download:",
         )
 

@@ -197,3 +197,16 @@ def test_background_job_shows_progress_then_its_result(page, app_url: str) -> No
     page.wait_for_selector(IDLE)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.get_by_text("Grad-CAM++").first.is_visible()
+
+
+def test_chart_downloads_give_the_data_and_a_standalone_figure(page, app_url: str, tmp_path: Path) -> None:
+    import json
+
+    load(page, f"{app_url}/cbo")
+    with page.expect_download() as data:
+        page.get_by_role("button", name="Data (JSON)").first.click()
+    assert {"frame_step", "path"} <= set(json.loads(Path(data.value.path()).read_text()))
+    with page.expect_download() as figure:
+        page.get_by_role("button", name="Figure (HTML)").first.click()
+    html = Path(figure.value.path()).read_text()
+    assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js inlined: opens offline
