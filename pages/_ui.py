@@ -8,6 +8,7 @@ background jobs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -15,9 +16,12 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 
 from pages._jobs import Player, background
@@ -31,6 +35,7 @@ __all__ = [
     "errors",
     "explainer",
     "header",
+    "heatmap_png",
     "number",
     "presets",
     "radio",
@@ -237,6 +242,20 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def heatmap_png(z: np.ndarray, colorscale: str = "Viridis") -> str:
+    """``z`` (rows = increasing y) as a PNG data URI for ``fig.add_layout_image``, low values dark.
+
+    A picture instead of a heatmap trace: replay frames redraw every trace, never the layout images.
+    """
+    scale = np.array([plotly.colors.hex_to_rgb(c) for c in getattr(plotly.colors.sequential, colorscale)], dtype=float)
+    t = (z - z.min()) / (np.ptp(z) or 1.0) * (len(scale) - 1)
+    lo = np.floor(t).astype(int).clip(0, len(scale) - 2)
+    rgb = scale[lo] + (t - lo)[..., None] * (scale[lo + 1] - scale[lo])  # (rows, cols, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb[::-1].astype(np.uint8)).save(buffer, format="PNG")  # image row 0 is the top (largest y)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def animate(

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
-import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 import torch
-from PIL import Image
 
 from core import cbo
 from pages import _ui as ui
@@ -68,16 +63,8 @@ def landscape(name: str):
 
 @st.cache_data(max_entries=8)
 def landscape_png(name: str) -> str:
-    """log(1 + f − min f) on the objective's box as a viridis PNG (a data URI), low values dark."""
     _, z = landscape(name)
-    z = np.log1p(z - z.min())
-    scale = np.array([plotly.colors.hex_to_rgb(c) for c in plotly.colors.sequential.Viridis], dtype=float)
-    t = (z - z.min()) / (np.ptp(z) or 1.0) * (len(scale) - 1)
-    lo = np.floor(t).astype(int).clip(0, len(scale) - 2)
-    rgb = scale[lo] + (t - lo)[..., None] * (scale[lo + 1] - scale[lo])  # (140, 140, 3)
-    buffer = io.BytesIO()
-    Image.fromarray(rgb[::-1].astype(np.uint8)).save(buffer, format="PNG")  # row 0 = top = largest y
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return ui.heatmap_png(np.log1p(z - z.min()))
 
 
 def swarm_traces(x, v, path):

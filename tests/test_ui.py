@@ -116,3 +116,17 @@ def test_animate_adds_frames_play_controls_and_a_scrubber() -> None:
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶", "❚❚"]
     assert len(fig.layout.sliders[0].steps) == 5
     assert fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"] == 40
+
+
+def test_heatmap_png_maps_low_values_dark_and_puts_large_y_on_top() -> None:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    z = np.array([[0.0, 0.0], [1.0, 1.0]])  # row 0 is the smallest y
+    uri = ui.heatmap_png(z)
+    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert image.shape == (2, 2, 3)
+    assert image[0].sum() > image[1].sum()  # the top row is the large-y, high (bright yellow) one
