@@ -127,7 +127,8 @@ with ui.errors("the loss surface"):
                 fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", marker={"size": 3}, name="SGD path (projected)"), 1, 2)
                 fig.update_xaxes(range=[-extent, extent], row=1, col=2)
                 fig.update_yaxes(range=[-extent, extent], row=1, col=2)
-            fig.update_layout(height=480 * len(names), title=title, margin={"t": 80})
+            fig.update_layout(height=480 * len(names), title=title, margin={"t": 80, "b": 60},
+                              legend={"orientation": "h", "y": -0.08, "x": 0.5, "xanchor": "center"})
         else:
             fig = go.Figure([go.Scatter(x=c, y=z(v[t]), name=f"{m} along d{t + 1}") for m, v in data.items() for t in (0, 1)])
             fig.update_layout(title=title, xaxis_title="step along the direction", yaxis_title=("log₁₀ " if log_z else "") + "loss")
