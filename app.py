@@ -10,21 +10,21 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from core.device import device_label, pick_device, set_threads
-from pages._labs import LABS, ROOT
+from core.device import device_label, set_threads
+from pages._labs import ROOT, by_topic
+from pages import _ui as ui
 from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
 
 
 @st.cache_resource
 def _device_label() -> str:
     set_threads()  # once per server process
-    return device_label(pick_device())
+    return device_label(ui.device())
 
 
 def _sidebar() -> None:
-    st.sidebar.caption(f"Compute: **{_device_label()}**")
-    st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key=SEED_KEY, bind="query-params",
-                            help="Every random choice on the page follows this seed.")
+    st.sidebar.caption(f"Compute: **{_device_label()}** (every lab's models, swarms and samplers run here)")
+    ui.number("Seed", 0, 2**31 - 1, 0, SEED_KEY, help="Every random choice on the page follows this seed.")
     with st.sidebar.expander("Share this view", icon=":material/link:"):
         params = {k: v for k, v in st.query_params.to_dict().items() if k != TEACHER_PARAM}
         base = (st.context.url or "http://localhost:8501/").split("?")[0]
@@ -38,10 +38,12 @@ def _sidebar() -> None:
 def run() -> None:
     st.set_page_config(page_title="Optiscope", page_icon=":material/biotech:", layout="wide")
     home = st.Page(ROOT / "pages" / "home.py", title="Gallery", icon=":material/grid_view:", default=True)
-    labs = [st.Page(lab.page, title=lab.title, icon=lab.icon, url_path=lab.slug) for lab in LABS]
-    page = st.navigation({"Optiscope": [home], "Labs": labs}, position="hidden" if teacher_mode() else "sidebar")
-    if not teacher_mode():
-        _sidebar()
+    groups = {
+        heading: [st.Page(lab.page, title=lab.title, icon=lab.icon, url_path=lab.slug) for lab in labs]
+        for heading, labs in by_topic().items()
+    }
+    page = st.navigation({"Optiscope": [home], **groups}, position="hidden" if teacher_mode() else "sidebar")
+    _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
     page.run()
 
 

@@ -1,7 +1,9 @@
 """Live runs and background jobs: a ``core`` iterator consumed in a worker thread, polled by a fragment.
 
 A widget change reruns the page script and would kill work done inside it (streamlit#10578), so the
-work runs in a thread that makes no ``st.*`` calls; the page only reads its progress.
+work runs in a thread that makes no ``st.*`` calls (resolve cached resources before starting it); the
+page only reads its progress. Workers stop when their settings change, when no session that wants
+them is still connected, or when their run ends; a failed job is never served to another session.
 """
 
 from __future__ import annotations
@@ -9,28 +11,54 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from core.errors import OptiscopeError
 
 log = logging.getLogger("optiscope")
+MAX_JOBS = 64  # finished jobs kept for other sessions (oldest evicted first)
+
+
+def _session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "no-session"
+
+
+def _session_alive(session_id: str) -> bool:
+    """Whether the browser session is still connected (always true outside a server, e.g. in AppTest)."""
+    return not Runtime.exists() or Runtime.instance().is_active_session(session_id)
+
+
+def _describe(err: Exception, what: str) -> str:
+    """A user's mistake (``OptiscopeError``) as its message; anything else is a bug, logged with its traceback."""
+    if isinstance(err, OptiscopeError):
+        return str(err)
+    log.error("%s failed", what, exc_info=err)
+    return f"{type(err).__name__}: {err} (a bug, logged on the server)"
 
 
 @dataclass
 class _Run:
-    """A live run: the iterator, the states it has yielded so far, and whether it is playing."""
+    """A live run: the iterator, the (reduced) states it has yielded so far, and whether it is playing."""
 
     config: Hashable
     iterator: Iterator[Any]
     max_states: int
     delay: float
+    keep: Callable[[Any], Any]
+    session_id: str
     states: list[Any] = field(default_factory=list)
     playing: bool = False
     done: bool = False
     error: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
     thread: threading.Thread | None = None
 
     def advance(self) -> None:
@@ -39,27 +67,35 @@ class _Run:
             if self.done:
                 return
             try:
-                self.states.append(next(self.iterator))
+                self.states.append(self.keep(next(self.iterator)))
             except StopIteration:
                 self.done = True
-            except ValueError as err:
-                self.done, self.error = True, str(err)
             except Exception as err:  # a bug in a run must end the run, not the server thread silently
-                log.exception("Live run failed")
-                self.done, self.error = True, f"{type(err).__name__}: {err}"
+                self.done, self.error = True, _describe(err, "Live run")
             if len(self.states) >= self.max_states:
                 self.done = True
             if self.done:
                 self.playing = False
 
     def play(self) -> None:
-        self.playing = True
-        if self.thread is None or not self.thread.is_alive():
-            self.thread = threading.Thread(target=self._loop, daemon=True)
-            self.thread.start()
+        """Start playing; the worker's exit and this check share the lock, so a worker always exists while playing."""
+        with self.lock:
+            if self.done:
+                return
+            self.playing = True
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, daemon=True)
+                self.thread.start()
+
+    def stop(self) -> None:
+        self.playing = False
 
     def _loop(self) -> None:
-        while self.playing and not self.done:
+        while True:
+            with self.lock:
+                if not self.playing or self.done or not _session_alive(self.session_id):
+                    self.playing, self.thread = False, None
+                    return
             self.advance()
             time.sleep(self.delay)
 
@@ -70,11 +106,14 @@ class Player:
     Args:
         key: a unique key for this player on the page.
         start: returns a fresh iterator of per-step states (called on reset and when ``config`` changes).
+            Resolve cached resources before: it is called here, but iterated in a worker thread.
         config: a hashable summary of the settings; when it changes the run restarts and says so.
         render: draws the states so far (a list, oldest first); called on every poll.
         interval: seconds between polls while playing.
         delay: seconds the worker sleeps between steps, so a fast run stays watchable.
         max_states: the run stops after this many states (bounds memory and CPU).
+        keep: reduces each state before it is held in the session (e.g. 300 particles of 2 coordinates),
+            so that ``max_states`` held states stay small.
     """
 
     def __init__(
@@ -87,12 +126,13 @@ class Player:
         interval: float = 0.3,
         delay: float = 0.02,
         max_states: int = 5000,
+        keep: Callable[[Any], Any] = lambda state: state,
     ) -> None:
         self.key, self.start, self.config, self.render = key, start, config, render
-        self.interval, self.delay, self.max_states = interval, delay, max_states
+        self.interval, self.delay, self.max_states, self.keep = interval, delay, max_states, keep
 
     def _new_run(self) -> _Run:
-        return _Run(self.config, self.start(), self.max_states, self.delay)
+        return _Run(self.config, self.start(), self.max_states, self.delay, self.keep, _session_id())
 
     def run(self) -> _Run:
         """The session's run for this player, restarted if the settings changed."""
@@ -100,7 +140,7 @@ class Player:
         if run is None:
             run = st.session_state[self.key] = self._new_run()
         elif run.config != self.config:
-            run.playing = False
+            run.stop()
             run = st.session_state[self.key] = self._new_run()
             st.toast("Settings changed: the live run restarted from step 0.", icon=":material/restart_alt:")
         return run
@@ -114,16 +154,16 @@ class Player:
         def toggle() -> None:
             run = current()
             if run.playing:
-                run.playing = False
+                run.stop()
             else:
                 run.play()
 
         def step() -> None:
-            current().playing = False
+            current().stop()
             current().advance()
 
         def reset() -> None:
-            current().playing = False
+            current().stop()
             st.session_state[self.key] = self._new_run()
 
         @st.fragment(run_every=self.interval if polling else None)
@@ -148,34 +188,61 @@ class Player:
 
 @dataclass
 class _Job:
-    """A shared background computation: the last state an iterator yielded, and its progress."""
+    """A background computation shared by the sessions that asked for it: its last state and progress."""
 
     last: Any = None
     fraction: float = 0.0
     text: str = "starting…"
     done: bool = False
     error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    sessions: set[str] = field(default_factory=set)
 
 
-@st.cache_resource(max_entries=64)
-def _job(key: str, config: Hashable, _start: Callable[[], Iterator[Any]], _progress: Callable) -> _Job:
-    """One job per (key, config), shared by every session: the result is computed once and cached."""
-    job = _Job()
+_JOBS: OrderedDict[tuple[str, Hashable], _Job] = OrderedDict()
+_JOBS_LOCK = threading.Lock()
 
-    def work() -> None:
-        try:
-            for state in _start():
-                job.last = state
-                job.fraction, job.text = _progress(state)
-        except ValueError as err:
-            job.error = str(err)
-        except Exception as err:
-            log.exception("Background job %s failed", key)
-            job.error = f"{type(err).__name__}: {err}"
-        job.done = True
 
-    threading.Thread(target=work, daemon=True).start()
-    return job
+def _work(name: tuple[str, Hashable], job: _Job, start: Callable[[], Iterator[Any]], progress: Callable) -> None:
+    try:
+        for state in start():
+            job.last = state
+            job.fraction, job.text = progress(state)
+            with _JOBS_LOCK:
+                wanted = any(_session_alive(s) for s in job.sessions)
+            if job.cancel.is_set() or not wanted:
+                job.error = "Cancelled."
+                break
+    except Exception as err:
+        job.error = _describe(err, f"Background job {name[0]}")
+    if job.error:  # failures and cancellations are not cached for anyone else
+        with _JOBS_LOCK:
+            if _JOBS.get(name) is job:
+                del _JOBS[name]
+    job.done = True
+
+
+def _subscribe(key: str, config: Hashable, start: Callable, progress: Callable, session_id: str) -> _Job:
+    name = (key, config)
+    with _JOBS_LOCK:
+        job = _JOBS.get(name)
+        if job is None:
+            job = _JOBS[name] = _Job()
+            threading.Thread(target=_work, args=(name, job, start, progress), daemon=True).start()
+            finished = [n for n, j in _JOBS.items() if j.done]
+            for evicted in finished[: max(0, len(_JOBS) - MAX_JOBS)]:
+                del _JOBS[evicted]
+        job.sessions.add(session_id)
+        _JOBS.move_to_end(name)
+        return job
+
+
+def _unsubscribe(job: _Job, session_id: str) -> None:
+    """This session no longer wants ``job``: cancel it if nobody else does."""
+    with _JOBS_LOCK:
+        job.sessions.discard(session_id)
+        if not job.sessions and not job.done:
+            job.cancel.set()
 
 
 def background(
@@ -192,17 +259,26 @@ def background(
 
     Until then it shows a start button (unless ``autostart``) or a progress bar and returns None.
     ``progress(state) -> (fraction in [0, 1], text)``. Results are cached per ``(key, config)`` for all
-    sessions, so a second visitor with the same settings gets the answer at once.
+    sessions, so a second visitor with the same settings gets the answer at once. Changing ``config``
+    cancels the previous job unless another session still waits for it.
     """
-    started_key = f"{key}-started"
-    if not autostart and st.session_state.get(started_key) != config:
-        if not st.button(label, key=f"{key}-start", icon=":material/play_arrow:"):
+    session_id, held_key = _session_id(), f"{key}-job"
+    held = st.session_state.get(held_key)
+    if held is not None and held[0] != config:
+        _unsubscribe(held[1], session_id)
+        del st.session_state[held_key]
+        held = None
+    if held is None:
+        if not autostart and not st.button(label, key=f"{key}-start", icon=":material/play_arrow:"):
             return None
-        st.session_state[started_key] = config
-    job = _job(key, config, start, progress)
+        held = st.session_state[held_key] = (config, _subscribe(key, config, start, progress, session_id))
+    job = held[1]
     if job.done:
         if job.error:
             st.error(job.error)
+            if st.button("Try again", key=f"{key}-retry"):
+                del st.session_state[held_key]
+                st.rerun()
             return None
         return job.last
 

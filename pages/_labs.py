@@ -1,4 +1,7 @@
-"""The labs: one card in the gallery and one page in the router each."""
+"""The labs: one card in the gallery and one page in the router each, grouped by topic.
+
+Adding a lab is one ``Lab(...)`` entry here (its ``slug`` names ``core/<slug>/`` and ``pages/<slug>.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Topic key -> heading, in the order the gallery and the sidebar show them.
+TOPICS = {
+    "curvature": "Curvature and loss landscapes",
+    "optimizers": "Optimizers",
+    "guidance": "Diffusion guidance and training",
+    "interpretability": "Interpretability",
+    "gradient-free": "Gradient-free and swarms",
+    "learning-rules": "Learning rules and theory",
+    "bilevel": "Bilevel and constrained",
+    "privacy-rl": "Privacy and exploration",
+}
 
 
 @dataclass(frozen=True)
@@ -16,6 +31,11 @@ class Lab:
     pitch: str
     paper: str
     arxiv: str
+    topic: str
+
+    def __post_init__(self) -> None:
+        if self.topic not in TOPICS:
+            raise ValueError(f"Expected `topic` to be one of {list(TOPICS)}, but got {self.topic!r}")
 
     @property
     def page(self) -> Path:
@@ -38,6 +58,7 @@ LABS = (
         "Walk a network's loss surface along its Hessian's eigenvectors and read generalization off the spectrum.",
         "Investigating generalization capabilities of neural networks by means of loss landscapes and Hessian analysis",
         "2412.10146",
+        "curvature",
     ),
     Lab(
         "attention_svm",
@@ -46,6 +67,7 @@ LABS = (
         "Watch softmax attention pick one token per sequence while its weights converge to a max-margin SVM.",
         "Transformers as Support Vector Machines",
         "2308.16898",
+        "learning-rules",
     ),
     Lab(
         "guidance",
@@ -54,6 +76,7 @@ LABS = (
         "Turn up the guidance scale and see CFG oversaturate, and APG's orthogonal update keep the colours.",
         "Eliminating Oversaturation and Artifacts of High Guidance Scales in Diffusion Models",
         "2410.02416",
+        "guidance",
     ),
     Lab(
         "cam",
@@ -62,6 +85,7 @@ LABS = (
         "See where a CNN looks: Grad-CAM, Score-CAM and CF-CAM's DBSCAN channel clusters, scored on ground truth.",
         "CF-CAM: Cluster Filter Class Activation Mapping for Reliable Gradient-Based Interpretability",
         "2504.00060",
+        "interpretability",
     ),
     Lab(
         "cbo",
@@ -70,6 +94,13 @@ LABS = (
         "A gradient-free particle swarm finds the global minimum of a rugged landscape, and behaves like gradient descent.",
         "Gradient is All You Need?",
         "2306.09778",
+        "gradient-free",
     ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
+
+
+def by_topic(labs: tuple[Lab, ...] = LABS) -> dict[str, list[Lab]]:
+    """``{topic heading: labs}`` in the order of ``TOPICS``, empty topics left out."""
+    groups = {heading: [lab for lab in labs if lab.topic == key] for key, heading in TOPICS.items()}
+    return {heading: group for heading, group in groups.items() if group}

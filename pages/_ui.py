@@ -18,12 +18,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
+from plotly.subplots import make_subplots
 from streamlit.runtime.pages_manager import PagesManager
 
+from core import zoo
+from core.device import pick_device
+from core.errors import OptiscopeError
 from pages._jobs import Player, background
 from pages._labs import LABS_BY_SLUG, Lab
 
@@ -36,9 +41,13 @@ __all__ = [
     "explainer",
     "header",
     "heatmap_png",
+    "image_grid",
+    "metrics",
     "number",
     "presets",
     "radio",
+    "device",
+    "zoo_model",
     "seed",
     "select",
     "slider",
@@ -85,8 +94,23 @@ def header(slug: str) -> Lab:
 
 
 def seed() -> int:
-    """The seed chosen in the router's sidebar (``?seed=`` in the URL)."""
+    """The seed chosen in the router's sidebar (``?seed=`` in the URL; rendered, hidden, in teacher mode too)."""
     return int(st.session_state.get(SEED_KEY, 0))
+
+
+@st.cache_resource
+def device() -> torch.device:
+    """The one compute device of this server (cuda, then mps, then cpu; ``OPTISCOPE_DEVICE`` forces one)."""
+    return pick_device()
+
+
+@st.cache_resource(max_entries=16)
+def zoo_model(name: str) -> torch.nn.Module:
+    """A shipped zoo model on :func:`device`, in eval mode, loaded once and shared by every session.
+
+    Shared means read-only: core functions never swap its parameters or hook it (see core/README.md).
+    """
+    return zoo.load(name, device=device()).eval().requires_grad_(False)
 
 
 # --- Widgets bound to the URL ------------------------------------------------------------------
@@ -100,21 +124,98 @@ def _initial(key: str, **default: Any) -> dict[str, Any]:
 
 
 def slider(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    if not isinstance(value, (tuple, list)):
+        _check_number_link(key, min_value, max_value, value)
     return (where or st.sidebar).slider(label, min_value, max_value, key=key, bind="query-params",
                                         **_initial(key, value=value), **kwargs)
 
 
-def select(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    return (where or st.sidebar).selectbox(label, options, key=key, bind="query-params",
-                                           **_initial(key, index=list(options).index(value)), **kwargs)
+def select(
+    label: str, options: Mapping[str, str] | Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any
+) -> Any:
+    """A selectbox whose URL value is the option's registry key, shown by its label.
+
+    ``options`` is ``{key: label}`` (or a sequence of keys shown as they are). Links that carry an old
+    display label still select its key; an unknown value falls back to ``value`` with a notice.
+    """
+    keys, fmt = _options(options)
+    index = _bind_choice(key, keys, options, value)
+    return (where or st.sidebar).selectbox(label, keys, **_initial(key, index=index),
+                                           key=key, format_func=fmt, on_change=_write_choice, args=(key, value),
+                                           **kwargs)
 
 
-def radio(label: str, options: Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
-    return (where or st.sidebar).radio(label, options, key=key, bind="query-params",
-                                       **_initial(key, index=list(options).index(value)), **kwargs)
+def radio(
+    label: str, options: Mapping[str, str] | Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any
+) -> Any:
+    """A radio bound to the URL by registry key (see :func:`select`)."""
+    keys, fmt = _options(options)
+    index = _bind_choice(key, keys, options, value)
+    return (where or st.sidebar).radio(label, keys, **_initial(key, index=index), key=key,
+                                       format_func=fmt, on_change=_write_choice, args=(key, value), **kwargs)
+
+
+def _options(options: Mapping[str, str] | Sequence[Any]) -> tuple[list[Any], Any]:
+    if isinstance(options, Mapping):
+        return list(options), lambda k: options[k]
+    return list(options), str
+
+
+def _bind_choice(key: str, keys: list[Any], options: Any, default: Any) -> int:
+    """Seed the widget from ``?key=`` once per session (key, old label, or str of a number); keep the URL in sync."""
+    if key not in st.session_state:
+        raw = st.query_params.get(key)
+        if raw is not None:
+            chosen = _match_choice(raw, keys, options)
+            if chosen is None:
+                _notice(key, raw, default)
+                chosen = default
+            st.session_state[key] = chosen
+    if key in st.session_state and st.session_state[key] not in keys:  # a preset or an old value
+        _notice(key, st.session_state[key], default)
+        st.session_state[key] = default
+    _write_choice(key, default)
+    return keys.index(default)
+
+
+def _match_choice(raw: str, keys: list[Any], options: Any) -> Any:
+    for k in keys:
+        if raw == str(k) or (isinstance(options, Mapping) and raw == options[k]):
+            return k
+    return None
+
+
+def _write_choice(key: str, default: Any) -> None:
+    value = st.session_state.get(key, default)
+    if value == default:
+        if key in st.query_params:
+            del st.query_params[key]
+    elif st.query_params.get(key) != str(value):
+        st.query_params[key] = str(value)
+
+
+def _notice(key: str, raw: Any, used: Any) -> None:
+    """Say that a link's value could not be used, and what was used instead."""
+    st.toast(f"The link's `{key}={raw}` is not available here; using `{used}`.", icon=":material/link_off:")
+
+
+def _check_number_link(key: str, low: Any, high: Any, default: Any) -> None:
+    """Streamlit drops an out-of-range ``?key=`` silently: say so before it does."""
+    raw = st.query_params.get(key)
+    if key in st.session_state or raw is None:
+        return
+    try:
+        number = float(raw)
+        ok = (low is None or number >= low) and (high is None or number <= high)
+    except ValueError:
+        ok = False
+    if not ok:
+        _notice(key, raw, default)
+        del st.query_params[key]
 
 
 def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+    _check_number_link(key, min_value, max_value, value)
     return (where or st.sidebar).number_input(label, min_value=min_value, max_value=max_value, key=key,
                                               bind="query-params", **_initial(key, value=value), **kwargs)
 
@@ -161,12 +262,13 @@ def presets(options: Mapping[str, Mapping[str, Any]], *, key: str = "preset", wh
 def errors(what: str = "this view") -> Iterator[None]:
     """Error boundary: a bad value shows a short message saying what to change, never a traceback.
 
-    ``core`` raises ``ValueError`` with a message naming the bad value; anything else is a bug,
-    logged on the server with its traceback and shown to the user as one line.
+    ``core`` raises ``OptiscopeError`` with a message naming the bad value; anything else (a numpy
+    shape bug is a ``ValueError`` too) is a bug, logged on the server with its traceback and shown to
+    the user as one line.
     """
     try:
         yield
-    except ValueError as err:
+    except OptiscopeError as err:
         st.error(f"{err}", icon=":material/error:")
     except Exception as err:  # the boundary: a bug must not take the page down
         log.exception("Unexpected error in %s", what)
@@ -302,3 +404,40 @@ def animate(
     )
     return fig
 
+
+
+def metrics(values: Mapping[str, Any], *, where: Any = None, help: Mapping[str, str] | None = None) -> None:
+    """A row of ``st.metric``s, one per ``{label: value}`` (floats shown to 4 significant digits)."""
+    help = help or {}
+    for column, (label, value) in zip((where or st).columns(len(values)), values.items(), strict=True):
+        column.metric(label, _fmt(value), help=help.get(label))
+
+
+def image_grid(
+    images: Sequence[np.ndarray] | np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    columns: int | None = None,
+    colorscale: str = "Gray",
+    zmin: float | None = None,
+    zmax: float | None = None,
+    height: int = 220,
+    showscale: bool = False,
+) -> go.Figure:
+    """Images side by side with hidden axes: (H, W) arrays as heatmaps, (H, W, 3) uint8 arrays as pictures."""
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    fig = make_subplots(rows, columns, subplot_titles=list(titles) if titles else None,
+                        horizontal_spacing=0.01, vertical_spacing=0.04)
+    for i, image in enumerate(images):
+        row, col = divmod(i, columns)
+        image = np.asarray(image)
+        if image.ndim == 3:
+            fig.add_trace(go.Image(z=image, hoverinfo="skip"), row + 1, col + 1)
+        else:
+            fig.add_trace(go.Heatmap(z=image, colorscale=colorscale, zmin=zmin, zmax=zmax,
+                                     showscale=showscale and i == 0, hovertemplate="%{z:.3g}<extra></extra>"),
+                          row + 1, col + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    return fig.update_layout(height=height * rows, margin={"l": 0, "r": 0, "t": 30, "b": 0})

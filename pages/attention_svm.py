@@ -21,7 +21,7 @@ ui.presets({
     "Global optimum infeasible (d = 2)": {"n": 3, "T": 4, "d": 2, "seed": 9},
     "Paper: n = 6, T = 8, d = 10": {"n": 6, "T": 8, "d": 10, "seed": 0},
 })
-param = ui.radio("Parameterization", list(asvm.PARAMS), "W", key="param", format_func=asvm.PARAMS.get)
+param = ui.radio("Parameterization", asvm.PARAMS, "W", key="param")
 normalized = ui.toggle("Normalized GD (step ∇/‖∇‖)", True, key="ngd")
 lr = ui.select("Step size η", [0.01, 0.03, 0.1, 0.3, 1.0], 0.1, key="lr")
 steps = ui.select("Iterations", [200, 500, 1000, 2000], 2000, key="steps")

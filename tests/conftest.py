@@ -11,6 +11,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")  # the suite compares with CPU numbers; `gpu` tests ask for cuda
 torch.set_num_threads(1)  # as the app does (core.device.set_threads): many small ops, 2 shared cores
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
-from pages._labs import LABS
+from pages._labs import LABS, by_topic
 
 PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
 
@@ -17,10 +17,23 @@ def test_page_renders_without_exception(open_page, path: str) -> None:
     assert at.title, "every page has a title"
 
 
-def test_gallery_has_a_card_per_lab(open_page) -> None:
+def _cards(at) -> list[str]:
+    return [m.value.removeprefix("#### ") for m in at.markdown if m.value.startswith("#### ")]
+
+
+def test_gallery_has_a_card_per_lab_grouped_by_topic(open_page) -> None:
     at = open_page("pages/home.py")
-    titles = [s.value for s in at.subheader]
-    assert titles == [lab.title for lab in LABS]
+    assert sorted(_cards(at)) == sorted(lab.title for lab in LABS)
+    assert [s.value for s in at.subheader] == list(by_topic())
+
+
+def test_gallery_filters_by_word_and_topic(open_page) -> None:
+    at = open_page("pages/home.py", q="swarm")
+    assert _cards(at) == ["Consensus-based optimization"]
+    at = open_page("pages/home.py", topic="interpretability")
+    assert _cards(at) == ["CF-CAM"]
+    at = open_page("pages/home.py", q="nothing-matches-this")
+    assert not _cards(at) and "No lab matches" in at.info[0].value
 
 
 def test_sidebar_shows_device_and_seed(open_page) -> None:
@@ -29,10 +42,18 @@ def test_sidebar_shows_device_and_seed(open_page) -> None:
     assert at.sidebar.number_input(key="seed").value == 7
 
 
-def test_teacher_mode_hides_the_sidebar(open_page) -> None:
-    at = open_page("pages/home.py", teacher="1")
-    assert not at.exception
-    assert len(at.sidebar.number_input) == 0
+@pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
+def test_teacher_links_keep_the_seed(open_page, slug: str) -> None:
+    """``?seed=3&teacher=1`` draws what ``?seed=3`` draws: the seed widget exists (hidden) in teacher mode."""
+
+    def specs(**query: str) -> list[str]:
+        at = open_page(f"pages/{slug}.py", seed="3", **query)
+        assert not at.exception
+        assert at.sidebar.number_input(key="seed").value == 3
+        return [chart.proto.spec for chart in at.get("plotly_chart")]
+
+    teacher = specs(teacher="1")
+    assert teacher and teacher == specs()
 
 
 # Not attention_svm: CLARABEL's SVM solutions differ in the last bits (~1e-12) from one solve to the next.

@@ -40,8 +40,10 @@ def test_player_steps_resets_and_restarts_on_new_settings() -> None:
 def test_player_plays_in_a_worker_until_paused() -> None:
     at = AppTest.from_function(player_script, default_timeout=30).run()
     at.button(key="demo-play").click().run()
-    time.sleep(0.5)
     run = at.session_state["demo"]
+    deadline = time.monotonic() + 10
+    while len(run.states) <= 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert run.playing and len(run.states) > 3
     at.button(key="demo-play").click().run()  # now "Pause"
     frozen = len(run.states)
@@ -78,18 +80,24 @@ def error_script() -> None:
 
     from pages import _ui as ui
 
+    from core.errors import OptiscopeError
+
     with ui.errors():
-        raise ValueError("Expected `sigma` >= 0, but got -1.")
+        raise OptiscopeError("Expected `sigma` >= 0, but got -1.")
     with ui.errors("the bug"):
         raise KeyError("boom")
+    with ui.errors("the shape bug"):
+        raise ValueError("operands could not be broadcast together")
     st.write("after")
 
 
-def test_error_boundary_shows_messages_not_tracebacks() -> None:
+def test_error_boundary_shows_user_mistakes_and_logs_bugs(caplog) -> None:
     at = AppTest.from_function(error_script, default_timeout=30).run()
     assert not at.exception
     assert at.error[0].value == "Expected `sigma` >= 0, but got -1."
     assert "Could not compute the bug" in at.error[1].value
+    assert "Could not compute the shape bug: ValueError" in at.error[2].value  # a numpy ValueError is a bug
+    assert "the shape bug" in caplog.text
     assert at.markdown[-1].value == "after"
 
 
@@ -130,3 +138,104 @@ def test_heatmap_png_maps_low_values_dark_and_puts_large_y_on_top() -> None:
     image = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     assert image.shape == (2, 2, 3)
     assert image[0].sum() > image[1].sum()  # the top row is the large-y, high (bright yellow) one
+
+
+def test_play_pause_play_never_leaves_a_run_playing_without_a_worker() -> None:
+    import itertools
+
+    from pages._jobs import _Run
+
+    run = _Run("cfg", itertools.count(), max_states=10**9, delay=0.0, keep=lambda s: s, session_id="x")
+    for _ in range(300):  # pause and play again while the worker may be exiting
+        run.play()
+        run.stop()
+        run.play()
+        with run.lock:
+            assert run.thread is not None and run.playing
+    count = len(run.states)
+    time.sleep(0.2)
+    assert len(run.states) > count  # still advancing
+    run.stop()
+    deadline = time.monotonic() + 5
+    while run.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run.thread is None and not run.playing
+
+
+def test_player_keeps_reduced_states_only() -> None:
+    from pages._jobs import _Run
+
+    run = _Run("cfg", iter(range(5)), max_states=3, delay=0.0, keep=lambda s: -s, session_id="x")
+    for _ in range(5):
+        run.advance()
+    assert run.states == [0, -1, -2] and run.done
+
+
+def test_a_job_whose_settings_change_is_cancelled_and_a_failure_is_not_cached() -> None:
+    import threading
+
+    from pages import _jobs
+
+    release = threading.Event()
+
+    def slow():
+        for i in range(1000):
+            release.wait(0.01)
+            yield i
+
+    job = _jobs._subscribe("t-slow", 1, slow, lambda s: (s / 1000, ""), "session-a")
+    _jobs._unsubscribe(job, "session-a")  # the only session moved on
+    deadline = time.monotonic() + 5
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.done and job.error == "Cancelled." and ("t-slow", 1) not in _jobs._JOBS
+
+    def broken():
+        yield 1
+        raise KeyError("boom")
+
+    failed = _jobs._subscribe("t-broken", 1, broken, lambda s: (1.0, ""), "session-a")
+    while not failed.done:
+        time.sleep(0.01)
+    assert "KeyError" in failed.error and ("t-broken", 1) not in _jobs._JOBS
+    again = _jobs._subscribe("t-broken", 1, broken, lambda s: (1.0, ""), "session-b")
+    assert again is not failed  # the next visitor recomputes
+
+
+def choice_script() -> None:
+    import streamlit as st
+
+    from pages import _ui as ui
+
+    value = ui.radio("Parameterization", {"w": "W (one matrix)", "kq": "(K, Q), W = KᵀQ"}, "w", "param")
+    st.write(f"param={value}")
+
+
+def test_select_binds_the_registry_key_and_reads_old_labels_and_says_when_a_link_value_is_unknown() -> None:
+    for raw, expected in (("kq", "kq"), ("(K, Q), W = KᵀQ", "kq"), ("w", "w")):
+        at = AppTest.from_function(choice_script, default_timeout=30)
+        at.query_params["param"] = raw
+        at.run()
+        assert at.markdown[-1].value == f"param={expected}"
+        assert at.query_params.get("param", "w") == expected
+    at = AppTest.from_function(choice_script, default_timeout=30)
+    at.query_params["param"] = "Nope"
+    at.run()
+    assert at.markdown[-1].value == "param=w"
+    assert "param=Nope" in at.toast[0].value
+
+
+def number_script() -> None:
+    import streamlit as st
+
+    from pages import _ui as ui
+
+    st.write(f"n={ui.number('N', 2, 5000, 200, 'n')}")
+
+
+def test_an_out_of_range_link_value_is_reported() -> None:
+    at = AppTest.from_function(number_script, default_timeout=30)
+    at.query_params["n"] = "-5"
+    at.run()
+    assert at.markdown[-1].value == "n=200"
+    assert "n=-5" in at.toast[0].value
