@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from core.device import device_label, set_threads
-from pages._labs import ROOT, by_topic
 from pages import _ui as ui
+from pages._labs import ROOT, by_topic
 from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
 
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 from streamlit.runtime.pages_manager import PagesManager

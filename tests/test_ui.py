@@ -78,9 +78,8 @@ def test_background_job_starts_on_click_and_returns_the_last_state() -> None:
 def error_script() -> None:
     import streamlit as st
 
-    from pages import _ui as ui
-
     from core.errors import OptiscopeError
+    from pages import _ui as ui
 
     with ui.errors():
         raise OptiscopeError("Expected `sigma` >= 0, but got -1.")
