@@ -34,3 +34,19 @@ def _open_page(path: str, timeout: float = 120, **query: str):
 def open_page() -> Callable:
     """``open_page("pages/cbo.py", sigma="5.1")`` -> an AppTest that has run that page with those URL params."""
     return _open_page
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``gpu`` tests need CUDA: elsewhere they are skipped with that reason, never silently passed."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA: no CUDA device on this machine (run `pytest -m gpu` on a GPU host)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cuda() -> torch.device:
+    """The CUDA device for a ``gpu`` test."""
+    return torch.device("cuda")
