@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from core.device import device_label, set_threads
+from pages import _lesson_kit as _lessons
 from pages import _ui as ui
 from pages._labs import ROOT, by_topic
 from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
@@ -38,13 +39,16 @@ def _sidebar() -> None:
 def run() -> None:
     st.set_page_config(page_title="Optiscope", page_icon=":material/biotech:", layout="wide")
     home = st.Page(ROOT / "pages" / "home.py", title="Gallery", icon=":material/grid_view:", default=True)
+    lessons = st.Page(ROOT / "pages" / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons")
     groups = {
         heading: [st.Page(lab.page, title=lab.title, icon=lab.icon, url_path=lab.slug) for lab in labs]
         for heading, labs in by_topic().items()
     }
-    page = st.navigation({"Optiscope": [home], **groups}, position="hidden" if teacher_mode() else "sidebar")
+    page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
+    _lessons.begin()
     _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
     page.run()
+    _lessons.finish()  # checks a lesson step's controls against the widgets the page rendered
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from core import zoo
 from core.device import pick_device
 from core.errors import OptiscopeError
+from pages import _lesson_kit as _lessons
 from pages._jobs import Player, background
 from pages._labs import LABS_BY_SLUG, Lab
 
@@ -88,9 +89,17 @@ def header(slug: str) -> Lab:
     lab = LABS_BY_SLUG[slug]
     st.title(lab.title)
     st.caption(f"{lab.pitch} After *{lab.paper}* ([arXiv:{lab.arxiv}]({lab.paper_url})).")
+    lesson_keys = _lessons.panel(slug)
     if teacher_mode():
-        st.html(_HIDE_SIDEBAR)
+        st.html(_lesson_only_css(lesson_keys) if lesson_keys else _HIDE_SIDEBAR)
     return lab
+
+
+def _lesson_only_css(keys: list[str]) -> str:
+    """Teacher mode in a lesson: the sidebar shows the lesson's controls only."""
+    shown = "".join(f":not(.st-key-{key})" for key in keys)
+    return f"""<style>[data-testid="stSidebar"] [data-testid="stElementContainer"]{shown} {{display: none;}}
+[data-testid="stSidebarNav"] {{display: none;}}</style>"""
 
 
 def seed() -> int:
@@ -126,6 +135,7 @@ def _initial(key: str, **default: Any) -> dict[str, Any]:
 def slider(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
     if not isinstance(value, (tuple, list)):
         _check_number_link(key, min_value, max_value, value)
+    _lessons.record(key, low=min_value, high=max_value, value=st.session_state.get(key, value))
     return (where or st.sidebar).slider(label, min_value, max_value, key=key, bind="query-params",
                                         **_initial(key, value=value), **kwargs)
 
@@ -175,6 +185,7 @@ def _bind_choice(key: str, keys: list[Any], options: Any, default: Any) -> int:
         _notice(key, st.session_state[key], default)
         st.session_state[key] = default
     _write_choice(key, default)
+    _lessons.record(key, options=keys, value=st.session_state.get(key, default))
     return keys.index(default)
 
 
@@ -200,13 +211,16 @@ def _notice(key: str, raw: Any, used: Any) -> None:
 
 
 def _check_number_link(key: str, low: Any, high: Any, default: Any) -> None:
-    """Streamlit drops an out-of-range ``?key=`` silently: say so before it does."""
+    """Streamlit drops an out-of-range ``?key=`` silently and raises on an out-of-range preset: say so, use the default."""
+    held = st.session_state.get(key)
+    if held is not None and not isinstance(held, (tuple, list)) and not _within(held, low, high):
+        _notice(key, held, default)
+        st.session_state[key] = default
     raw = st.query_params.get(key)
     if key in st.session_state or raw is None:
         return
     try:
-        number = float(raw)
-        ok = (low is None or number >= low) and (high is None or number <= high)
+        ok = _within(float(raw), low, high)
     except ValueError:
         ok = False
     if not ok:
@@ -214,17 +228,24 @@ def _check_number_link(key: str, low: Any, high: Any, default: Any) -> None:
         del st.query_params[key]
 
 
+def _within(value: Any, low: Any, high: Any) -> bool:
+    return value == value and (low is None or value >= low) and (high is None or value <= high)
+
+
 def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
     _check_number_link(key, min_value, max_value, value)
+    _lessons.record(key, low=min_value, high=max_value, value=st.session_state.get(key, value))
     return (where or st.sidebar).number_input(label, min_value=min_value, max_value=max_value, key=key,
                                               bind="query-params", **_initial(key, value=value), **kwargs)
 
 
 def toggle(label: str, value: bool, key: str, *, where: Any = None, **kwargs: Any) -> bool:
+    _lessons.record(key, options=[False, True], value=st.session_state.get(key, value))
     return (where or st.sidebar).toggle(label, key=key, bind="query-params", **_initial(key, value=value), **kwargs)
 
 
 def text(label: str, value: str, key: str, *, where: Any = None, **kwargs: Any) -> str:
+    _lessons.record(key, value=st.session_state.get(key, value))
     return (where or st.sidebar).text_input(label, key=key, bind="query-params", **_initial(key, value=value), **kwargs)
 
 

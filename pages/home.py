@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pages import _lesson_kit as _lessons
 from pages import _ui as ui
 from pages._labs import LABS, TOPICS, by_topic
 
@@ -33,3 +34,10 @@ for heading, labs in by_topic(shown).items():
                 st.write(lab.pitch)
                 st.caption(f"*{lab.paper}* — [arXiv:{lab.arxiv}]({lab.paper_url})")
                 st.page_link(lab.page, label=f"Open {lab.title}", icon=":material/arrow_forward:")
+                for lesson in _lessons.for_lab(lab.slug):
+                    st.page_link(
+                        lab.page,
+                        label=f"Start lesson: {lesson.title}",
+                        icon=":material/school:",
+                        query_params={_lessons.LESSON_PARAM: lesson.name, _lessons.STEP_PARAM: "1"},
+                    )
