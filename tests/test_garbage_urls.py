@@ -1,0 +1,68 @@
+"""Every page, given garbage in every URL parameter it binds, renders without an exception box.
+
+A hand-edited or truncated link must never show a traceback or the kit's bug message ("Could not
+compute ..."): the page uses its defaults (with a notice) or shows an ``OptiscopeError`` message.
+The keys are discovered from the page's own widgets, so new controls and new labs are covered.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pages._labs import LABS
+
+PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
+WIDGETS = (
+    "slider",
+    "number_input",
+    "selectbox",
+    "radio",
+    "toggle",
+    "checkbox",
+    "text_input",
+    "select_slider",
+    "multiselect",
+    "text_area",
+)
+# negative, huge, NaN, infinite, tiny, empty, unknown option, a very long string
+GARBAGE = ("-5", "1e308", "nan", "inf", "-1e-300", "", "Nope", "9" * 3000)
+UNKNOWN_PARAMS = {"no_such_option": "1", "teacher": "maybe"}
+BUG_PREFIX = "Could not compute"  # pages/_ui.py errors(): an exception that is not an OptiscopeError
+
+
+def bound_keys(at) -> list[str]:
+    """The keys of every widget the page rendered: with the kit, each is also its URL parameter."""
+    return sorted({w.key for kind in WIDGETS for w in at.get(kind) if w.key and not w.key.startswith("preset-")})
+
+
+def garbage_queries(keys: list[str]) -> list[dict[str, str]]:
+    """len(GARBAGE) queries that give every key every garbage value once (a Latin square), plus unknown names."""
+    return [
+        {**UNKNOWN_PARAMS, **{key: GARBAGE[(i + j) % len(GARBAGE)] for j, key in enumerate(keys)}}
+        for i in range(len(GARBAGE))
+    ]
+
+
+def problems(at) -> list[str]:
+    found = [f"exception: {e.value}" for e in at.exception]
+    return found + [f"bug message: {e.value}" for e in at.error if str(e.value).startswith(BUG_PREFIX)]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_garbage_query_parameters_render_without_an_exception_box(open_page, path: str) -> None:
+    at = open_page(path)
+    assert not problems(at), problems(at)
+    keys = bound_keys(at)
+    assert keys, f"{path} binds no widget to the URL"
+    failures = []
+    for query in garbage_queries(keys):
+        found = problems(open_page(path, **query))
+        if found:
+            failures.append(({key: value[:20] for key, value in query.items()}, found))
+    assert not failures, f"{path}: {len(failures)} of {len(GARBAGE)} garbage links failed: {failures}"
+
+
+def test_each_key_gets_each_garbage_value() -> None:
+    queries = garbage_queries(["a", "b", "c"])
+    for key in "abc":
+        assert sorted(q[key] for q in queries) == sorted(GARBAGE)
