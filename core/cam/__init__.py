@@ -1,21 +1,37 @@
-"""Class activation maps: the Grad-CAM family, CF-CAM with its cluster internals, and faithfulness metrics.
+"""Cluster Filter Class Activation Mapping (CF-CAM): https://arxiv.org/abs/2504.00060
 
-    from core.cam import cf_cam, grad_cam, grad_cam_pp, score_cam, metrics
+Beside it, the Grad-CAM family (Grad-CAM https://arxiv.org/abs/1610.02391, Grad-CAM++
+https://arxiv.org/abs/1710.11063, Score-CAM https://arxiv.org/abs/1910.01279) and faithfulness metrics.
+
+    from core.cam import METHODS, CFCAMConfig, cf_cam, explain, run
 """
 
-from core.cam import metrics
-from core.cam.cfcam import CFCAMConfig, CFCAMResult, cf_cam
-from core.cam.gradcam import grad_cam, grad_cam_pp, resolve_layer, score_cam
+from core.cam.attributions import OTHER
+from core.cam.cfcam import COMBINES, FILTERS, CFCAMConfig, CFCAMResult, cf_cam, channel_embedding, channel_table
+from core.cam.compare import FORMULAS, Explanation, explain, run
+from core.cam.gradcam import METHODS, grad_cam, grad_cam_pp, score_cam
 from core.cam.images import decode_image
+from core.cam.metrics import METRICS, SUBSTRATES, MetricsProgress
 
 __all__ = [
+    "COMBINES",
+    "FILTERS",
+    "FORMULAS",
+    "METHODS",
+    "METRICS",
+    "OTHER",
+    "SUBSTRATES",
     "CFCAMConfig",
     "CFCAMResult",
+    "Explanation",
+    "MetricsProgress",
     "cf_cam",
+    "channel_embedding",
+    "channel_table",
     "decode_image",
+    "explain",
     "grad_cam",
     "grad_cam_pp",
-    "metrics",
-    "resolve_layer",
+    "run",
     "score_cam",
 ]

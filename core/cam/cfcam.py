@@ -8,6 +8,8 @@
    zero-padded ``same`` convolution) and every member gets α_k = mean of the filtered map.
 4. β = softmax(α) over the kept channels (or β = α with ``combine="linear"``); map = ReLU(Σ β_k A_k).
 
+Clustering runs on the CPU (numpy / scikit-learn, on (K, h·w) features); everything else on the inputs' device.
+
 With ``dominant_frac=1`` and ``combine="linear"`` every channel keeps its Grad-CAM weight: exactly Grad-CAM.
 """
 
@@ -15,53 +17,51 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import DBSCAN
 from torch import nn
 
 from core.cam.gradcam import layer_forward, upsample_normalize
+from core.errors import OptiscopeError, check_choice, check_range
 
-FILTERS = (None, "gaussian", "bilateral")
-COMBINES = ("softmax", "linear")
+FILTERS = {"gaussian": "Gaussian", "bilateral": "bilateral (the code's)", "none": "none"}
+COMBINES = {"softmax": "softmax (the code)", "linear": "linear (Grad-CAM-like)"}
+CLUSTERERS = ("fast", "sklearn")
 DOMINANT = -2  # label of dominant channels: they skip clustering
 
 
 @dataclass(frozen=True)
 class CFCAMConfig:
+    """CF-CAM's options, validated on construction (``OptiscopeError`` naming the field)."""
+
     dominant_frac: float = 0.25  # top quarter by activation norm (the code's 75th percentile)
     eps_percentile: float = 25.0  # of the non-dominant channels' pairwise distances
     min_samples_frac: float = 0.05  # DBSCAN min_samples = max(2, ⌊frac·|R|⌋)
-    filter: str | None = "gaussian"  # None, "gaussian" or "bilateral" (the code's global-mean range term)
+    filter: str = "gaussian"  # a key of FILTERS: "gaussian", "bilateral" (the code's global-mean range term), "none"
     sigma: float = 5.0  # spatial σ in layer pixels (the code's σ_s = 5)
     sigma_range: float = 0.1  # bilateral range σ_r (the code's value)
     combine: str = "softmax"  # "softmax" (reference) or "linear"
     clusterer: str = "fast"  # "fast" (same labels, no per-call overhead) or "sklearn"
 
-    def __post_init__(self):
-        if not 0.0 <= self.dominant_frac <= 1.0:
-            raise ValueError(f"Expected `dominant_frac` between 0.0 and 1.0, but got {self.dominant_frac}.")
-        if not 0.0 <= self.eps_percentile <= 100.0:
-            raise ValueError(f"Expected `eps_percentile` between 0 and 100, but got {self.eps_percentile}.")
-        if not 0.0 <= self.min_samples_frac <= 1.0:
-            raise ValueError(f"Expected `min_samples_frac` between 0.0 and 1.0, but got {self.min_samples_frac}.")
-        if self.filter not in FILTERS:
-            raise ValueError(f"Expected `filter` in {FILTERS}, but got {self.filter!r}.")
-        if not self.sigma > 0 or not math.isfinite(self.sigma):
-            raise ValueError(f"Expected `sigma` > 0, but got {self.sigma}.")
-        if not self.sigma_range > 0:
-            raise ValueError(f"Expected `sigma_range` > 0, but got {self.sigma_range}.")
-        if self.combine not in COMBINES:
-            raise ValueError(f"Expected `combine` in {COMBINES}, but got {self.combine!r}.")
-        if self.clusterer not in ("fast", "sklearn"):
-            raise ValueError(f"Expected `clusterer` in ('fast', 'sklearn'), but got {self.clusterer!r}.")
+    def __post_init__(self) -> None:
+        check_range("dominant_frac", self.dominant_frac, 0.0, 1.0)
+        check_range("eps_percentile", self.eps_percentile, 0.0, 100.0)
+        check_range("min_samples_frac", self.min_samples_frac, 0.0, 1.0)
+        check_choice("filter", self.filter, tuple(FILTERS))
+        check_range("sigma", self.sigma, 1e-3, 1e3)
+        check_range("sigma_range", self.sigma_range, 1e-6, 1e6)
+        check_choice("combine", self.combine, tuple(COMBINES))
+        check_choice("clusterer", self.clusterer, CLUSTERERS)
 
 
 @dataclass(frozen=True)
 class CFCAMResult:
-    """CF-CAM maps and the internals behind them (all detached).
+    """CF-CAM maps and the internals behind them (all detached, on the inputs' device).
 
     Shapes: map (N, H, W) in [0, 1]; raw (N, h, w) the un-normalised layer map; activations,
     gradients (N, K, h, w); labels (N, K) with −1 = noise (dropped), −2 = dominant, ≥ 0 = cluster;
@@ -83,23 +83,37 @@ class CFCAMResult:
     min_samples: torch.Tensor
     targets: torch.Tensor
 
+    def summary(self, image: int = 0) -> dict[str, int | float]:
+        """What the clustering did to image ``image``: counts of dominant, clustered, noise channels, eps, min_samples.
 
-def smooth(grads: torch.Tensor, kind: str | None, sigma: float, sigma_range: float = 0.1) -> torch.Tensor:
+        ``clusters`` counts the distinct labels ≥ 0 (0 when every channel is dominant or noise).
+        """
+        labels = self.labels[image]
+        return {
+            "dominant channels": int(self.dominant[image].sum()),
+            "clusters": int(labels[labels >= 0].unique().numel()),
+            "noise channels (dropped)": int((labels == -1).sum()),
+            "DBSCAN eps": float(self.eps[image]),
+            "min_samples": int(self.min_samples[image]),
+        }
+
+
+def smooth(grads: torch.Tensor, kind: str, sigma: float, sigma_range: float = 0.1) -> torch.Tensor:
     """The code's cluster filter: one image-sized kernel per map, normalised, zero-padded ``same`` convolution.
 
     ``bilateral`` multiplies the spatial Gaussian by exp(−(g − ḡ)²/2σ_r²) with the map's *global* mean ḡ
     (so it is not a per-pixel bilateral filter). grads: (M, h, w) → (M, h, w), all maps in one call.
 
-    >>> smooth(torch.ones(2, 4, 4), None, 1.0).sum().item()
+    >>> smooth(torch.ones(2, 4, 4), "none", 1.0).sum().item()
     32.0
     """
-    if kind is None or grads.shape[0] == 0:
+    if kind == "none" or grads.shape[0] == 0:
         return grads
     m, h, w = grads.shape
     # Odd kernel sides (h or h + 1) keep `same` padding symmetric; the code's kernel is exactly (h, w).
     kh, kw = h | 1, w | 1
-    ys = torch.arange(kh, dtype=grads.dtype) - (kh - 1) / 2
-    xs = torch.arange(kw, dtype=grads.dtype) - (kw - 1) / 2
+    ys = torch.arange(kh, dtype=grads.dtype, device=grads.device) - (kh - 1) / 2
+    xs = torch.arange(kw, dtype=grads.dtype, device=grads.device) - (kw - 1) / 2
     kernel = torch.exp(-(ys[:, None] ** 2 + xs[None] ** 2) / (2 * sigma**2)).expand(m, kh, kw)  # (M, kh, kw)
     if kind == "bilateral":
         # The range term weighs kernel taps by the gradient map itself (padded to the kernel's size).
@@ -147,7 +161,7 @@ def dbscan_precomputed(dist: np.ndarray, eps: float, min_samples: int) -> np.nda
 def cluster_channels(acts: torch.Tensor, cfg: CFCAMConfig) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Dominant split and DBSCAN of one image's channels. acts: (K, h, w) → labels (K,), dominant (K,), eps, min_samples."""
     k = acts.shape[0]
-    flat = acts.reshape(k, -1).double().numpy()  # (K, h*w)
+    flat = acts.reshape(k, -1).double().cpu().numpy()  # (K, h*w)
     norms = np.linalg.norm(flat, axis=1)
     if cfg.dominant_frac <= 0:
         dominant = np.zeros(k, dtype=bool)
@@ -172,78 +186,67 @@ def cluster_channels(acts: torch.Tensor, cfg: CFCAMConfig) -> tuple[np.ndarray, 
     return labels, dominant, eps, min_samples
 
 
-def cf_weights(acts: torch.Tensor, grads: torch.Tensor, cfg: CFCAMConfig):
+def cf_weights(acts: torch.Tensor, grads: torch.Tensor, cfg: CFCAMConfig) -> tuple[Any, ...]:
     """CF-CAM on one image's fixed (A, G): (labels, dominant, α, β, cluster grads, filtered grads, eps, min_samples).
 
     acts, grads: (K, h, w). α and β are (K,), zero for dropped (noise) channels.
     """
-    k = acts.shape[0]
-    labels, dominant, eps, min_samples = cluster_channels(acts, cfg)
-    alpha = torch.zeros(k, dtype=grads.dtype)
-    dom = torch.from_numpy(dominant)
+    k, h, w = acts.shape
+    device = grads.device
+    labels_np, dominant_np, eps, min_samples = cluster_channels(acts, cfg)
+    labels, dom = torch.from_numpy(labels_np).to(device), torch.from_numpy(dominant_np).to(device)
+    alpha = torch.zeros(k, dtype=grads.dtype, device=device)
     alpha[dom] = grads[dom].mean(dim=(1, 2))
-    n_clusters = max(int(labels.max()) + 1, 0)
-    clustered = torch.from_numpy(labels >= 0)
-    index = torch.from_numpy(labels[labels >= 0])
-    h, w = acts.shape[1:]
-    sums = torch.zeros(n_clusters, h, w, dtype=grads.dtype).index_add_(0, index, grads[clustered])
-    raw = sums / torch.bincount(index, minlength=n_clusters).clamp_min(1)[:, None, None].to(grads.dtype)  # (M, h, w)
+    n_clusters = max(int(labels_np.max()) + 1, 0)
+    clustered = labels >= 0
+    index = labels[clustered]
+    sums = torch.zeros(n_clusters, h, w, dtype=grads.dtype, device=device).index_add_(0, index, grads[clustered])
+    sizes = torch.bincount(index, minlength=n_clusters).clamp_min(1).to(grads.dtype)
+    raw = sums / sizes[:, None, None]  # (M, h, w)
     filtered = smooth(raw, cfg.filter, cfg.sigma, cfg.sigma_range)
     alpha[clustered] = filtered.mean(dim=(1, 2))[index]  # every member gets its cluster's filtered mean
-    kept = torch.from_numpy(labels != -1)
+    kept = labels != -1
     beta = torch.zeros_like(alpha)
     if kept.any():
         beta[kept] = torch.softmax(alpha[kept], 0) if cfg.combine == "softmax" else alpha[kept]
-    return torch.from_numpy(labels), dom, alpha, beta, raw, filtered, eps, min_samples
+    return labels, dom, alpha, beta, raw, filtered, eps, min_samples
 
 
 def cf_cam(
     model: nn.Module,
     layer: str | nn.Module | None,
-    x: torch.Tensor,
-    target=None,
+    inputs: torch.Tensor,
+    target: Any = None,
     *,
-    dominant_frac: float = 0.25,
-    eps_percentile: float = 25.0,
-    min_samples_frac: float = 0.05,
-    filter: str | None = "gaussian",
-    sigma: float = 5.0,
-    sigma_range: float = 0.1,
-    combine: str = "softmax",
-    clusterer: str = "fast",
+    config: CFCAMConfig = CFCAMConfig(),  # frozen, so one shared default is safe
 ) -> CFCAMResult:
     """Cluster Filter Class Activation Mapping (CF-CAM): https://arxiv.org/abs/2504.00060
 
     Args:
-        model (`nn.Module`): a classifier in eval mode returning logits (N, C).
+        model (`nn.Module`): a classifier in eval mode returning logits (N, C); only read.
         layer (`str | nn.Module | None`): the CAM layer; None uses ``model.cam_layer``.
-        x (`torch.Tensor`): images.
+        inputs (`torch.Tensor`): images on the model's device.
         target (`int | sequence | None`, defaults to `None`): class per image; None takes the prediction.
-        dominant_frac (`float`, defaults to `0.25`): share of channels (by activation norm) kept unclustered.
-        eps_percentile (`float`, defaults to `25`): DBSCAN eps as this percentile of pairwise distances.
-        min_samples_frac (`float`, defaults to `0.05`): DBSCAN min_samples as a share of clustered channels.
-        filter (`str | None`, defaults to `"gaussian"`): cluster-gradient filter: None, gaussian, bilateral.
-        sigma (`float`, defaults to `5.0`): spatial σ of the filter, in layer pixels.
-        sigma_range (`float`, defaults to `0.1`): range σ of the bilateral filter.
-        combine (`str`, defaults to `"softmax"`): softmax over α (the code) or linear (Grad-CAM-like).
-        clusterer (`str`, defaults to `"fast"`): ``dbscan_precomputed`` or scikit-learn's DBSCAN (same labels).
+        config (`CFCAMConfig`, defaults to the authors' settings): dominant share, DBSCAN eps and
+            min_samples, the cluster filter and σ, softmax or linear combination, the clusterer.
 
     Shapes:
-        x: (N, 3, H, W) → result.map: (N, H, W) in [0, 1]; see ``CFCAMResult`` for the internals.
+        inputs: (N, 3, H, W) → result.map: (N, H, W) in [0, 1]; see ``CFCAMResult`` for the internals.
 
     >>> from core.cam.models import ShapesCNN
     >>> out = cf_cam(ShapesCNN().eval(), "block4", torch.rand(2, 3, 64, 64), 1)
     >>> out.map.shape, out.labels.shape
     (torch.Size([2, 64, 64]), torch.Size([2, 128]))
     """
-    cfg = CFCAMConfig(dominant_frac, eps_percentile, min_samples_frac, filter, sigma, sigma_range, combine, clusterer)
-    acts, grads, _, target = layer_forward(model, layer, x, target)
-    parts = [cf_weights(a, g, cfg) for a, g in zip(acts, grads, strict=True)]
+    if not isinstance(config, CFCAMConfig):
+        raise OptiscopeError(f"Expected `config` to be a CFCAMConfig, but got {type(config).__name__}")
+    acts, grads, _, target = layer_forward(model, layer, inputs, target)
+    parts = [cf_weights(a, g, config) for a, g in zip(acts, grads, strict=True)]
     labels, dominant, alpha, beta, raw_g, filt_g, eps, min_samples = zip(*parts, strict=True)
     beta_t = torch.stack(beta)  # (N, K)
     raw = (beta_t[..., None, None] * acts).sum(1)  # (N, h, w)
     return CFCAMResult(
-        map=upsample_normalize(raw, x.shape[-2:]),
+        map=upsample_normalize(raw, inputs.shape[-2:]),
         raw=raw,
         activations=acts,
         gradients=grads,
@@ -253,7 +256,48 @@ def cf_cam(
         coefficients=beta_t,
         cluster_grads=tuple(raw_g),
         filtered_grads=tuple(filt_g),
-        eps=torch.tensor(eps),
-        min_samples=torch.tensor(min_samples),
+        eps=torch.tensor(eps, dtype=torch.float64, device=inputs.device),
+        min_samples=torch.tensor(min_samples, device=inputs.device),
         targets=target,
+    )
+
+
+def channel_embedding(activations: torch.Tensor) -> torch.Tensor:
+    """The channels of one image in the plane of their first two principal components (PCA by SVD, float64).
+
+    Each channel k is the point vec(A_k) ∈ R^{h·w}; rows are centred over channels, and the coordinates
+    are U[:, :2]·S[:2]. Signs follow ``torch.linalg.svd`` (a principal axis is defined up to sign).
+
+    Shapes: activations (K, h, w) → (K, 2).
+
+    >>> channel_embedding(torch.tensor([[[0.0, 0.0]], [[2.0, 2.0]]])).abs().round(decimals=6).tolist()
+    [[1.414214, 0.0], [1.414214, 0.0]]
+    """
+    flat = activations.flatten(1).double()  # (K, h*w)
+    u, s, _ = torch.linalg.svd(flat - flat.mean(0), full_matrices=False)
+    coords = u[:, :2] * s[:2]
+    return F.pad(coords, (0, 2 - coords.shape[1]))  # one channel or one pixel leaves a single axis
+
+
+def channel_table(result: CFCAMResult, image: int = 0) -> pd.DataFrame:
+    """One row per channel of image ``image``: its PCA coordinates, DBSCAN label, group name and β.
+
+    ``group`` is "dominant", "noise (dropped)" or "cluster m"; rows are in channel order.
+    """
+    labels = result.labels[image].cpu().numpy()
+    dominant = result.dominant[image].cpu().numpy()
+    xy = channel_embedding(result.activations[image]).cpu().numpy()
+    clusters = np.char.add("cluster ", labels.astype(str))
+    group = np.where(dominant, "dominant", np.where(labels == -1, "noise (dropped)", clusters))
+    beta = result.coefficients[image].double().cpu().numpy()
+    return pd.DataFrame(
+        {
+            "channel": np.arange(len(labels)),
+            "pc1": xy[:, 0],
+            "pc2": xy[:, 1],
+            "label": labels,
+            "group": group,
+            "dominant": dominant,
+            "beta": beta,
+        }
     )

@@ -9,42 +9,53 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from core.errors import OptiscopeError
+
 MAX_BYTES = 10 * 2**20  # 10 MB
 MAX_PIXELS = 25_000_000  # decompression-bomb guard, checked from the header before decoding
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
-def decode_image(data: bytes, size: int = 64, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def decode_image(
+    data: bytes, size: int = 64, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
+) -> torch.Tensor:
     """Decode an uploaded PNG or JPEG into a (1, 3, size, size) float tensor in [0, 1].
 
     Grey-scale, palette and RGBA images become RGB (alpha composited on white); the image is centre-cropped
-    to a square and resized bilinearly. Anything else raises ``ValueError`` saying what is wrong.
+    to a square and resized bilinearly. Anything else raises ``OptiscopeError`` saying what is wrong.
 
     >>> buf = io.BytesIO(); Image.new("LA", (40, 30)).save(buf, "PNG")
     >>> decode_image(buf.getvalue(), 32).shape
     torch.Size([1, 3, 32, 32])
     """
     if not isinstance(data, bytes | bytearray) or len(data) == 0:
-        raise ValueError("The upload is empty.")
+        raise OptiscopeError("The upload is empty.")
     if len(data) > max_bytes:
-        raise ValueError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+        raise OptiscopeError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
     kind = next((k for magic, k in _MAGIC.items() if bytes(data[: len(magic)]) == magic), None)
     if kind is None:
-        raise ValueError("This is not a PNG or JPEG image; upload a .png or .jpg file.")
+        raise OptiscopeError("This is not a PNG or JPEG image; upload a .png or .jpg file.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format != kind:
-                raise ValueError(f"The file looks like {kind} but decodes as {img.format}.")
+                raise OptiscopeError(f"The file looks like {kind} but decodes as {img.format}.")
             w, h = img.size
             if w * h > max_pixels:
-                raise ValueError(f"The image is {w}×{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.")
+                raise OptiscopeError(f"The image is {w}×{h} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.")
             img.load()
-    except ValueError:
+    except OptiscopeError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"Could not decode the image ({type(err).__name__}: {err}).") from None
+    except (
+        ValueError,
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as err:
+        raise OptiscopeError(f"Could not decode the image ({type(err).__name__}: {err}).") from None
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -7,17 +7,21 @@
 - Pointing game (Zhang et al., https://arxiv.org/abs/1608.00507) and the energy-based pointing game
   (Wang et al., Score-CAM, https://arxiv.org/abs/1910.01279), against ground-truth masks.
 
-Maps are (N, H, W) at input size; scores are softmax probabilities of the target class.
+Maps are (N, H, W) at input size; scores are softmax probabilities of the target class. Every tensor made
+here is on the inputs' device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from core.errors import OptiscopeError, check_budget, check_choice, check_int
 
 METRICS = {  # name → whether higher is better
     "deletion": False,
@@ -29,11 +33,24 @@ METRICS = {  # name → whether higher is better
 }
 
 
+SUBSTRATES = {"blur": "blurred image", "mean": "mean colour", "zero": "zeros (RISE)"}
+MAX_METRIC_PASSES = 100_000  # images through the model per metrics table (~2 min of the shapes CNN on one core)
+
+
 def _check_maps(saliency: torch.Tensor, like: torch.Tensor) -> None:
-    if saliency.ndim != 3 or saliency.shape[0] != like.shape[0] or saliency.shape[-2:] != like.shape[-2:]:
-        raise ValueError(f"Expected saliency maps of shape {(like.shape[0], *like.shape[-2:])}, but got {tuple(saliency.shape)}.")
+    expected = (like.shape[0], *like.shape[-2:])
+    if not isinstance(saliency, torch.Tensor) or saliency.ndim != 3 or tuple(saliency.shape) != expected:
+        got = tuple(saliency.shape) if isinstance(saliency, torch.Tensor) else type(saliency).__name__
+        raise OptiscopeError(f"Expected `saliency` maps of shape {expected}, but got {got}")
     if not torch.isfinite(saliency).all():
-        raise ValueError("The saliency maps contain NaN or infinite values.")
+        raise OptiscopeError("Expected `saliency` maps of finite values, but got NaN or inf")
+
+
+def _targets(target: Any, n: int, device: torch.device) -> torch.Tensor:
+    target = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1)
+    if target.numel() not in (1, n):
+        raise OptiscopeError(f"Expected one `target` per image ({n}), but got {target.numel()}")
+    return target.expand(n)
 
 
 def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
@@ -46,6 +63,7 @@ def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, tolerance: int = 
     [True]
     """
     _check_maps(saliency, masks)
+    tolerance = check_int("tolerance", tolerance, 0, 64)
     m = masks.float()[:, None]
     if tolerance > 0:
         m = F.max_pool2d(m, 2 * tolerance + 1, stride=1, padding=tolerance)
@@ -66,19 +84,19 @@ def energy_pointing_game(saliency: torch.Tensor, masks: torch.Tensor) -> torch.T
     sal = saliency.clamp_min(0).flatten(1)
     total = sal.sum(1)
     inside = (sal * masks.flatten(1)).sum(1)
-    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(total))
+    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), 0.0)
 
 
-def _probs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def _probs(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     with torch.no_grad():
-        out = [torch.softmax(model(x[i : i + batch_size]), 1) for i in range(0, x.shape[0], batch_size)]
+        out = [torch.softmax(model(inputs[i : i + batch_size]), 1) for i in range(0, inputs.shape[0], batch_size)]
     return torch.cat(out).gather(1, target[:, None])[:, 0]
 
 
 def blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> torch.Tensor:
     """Gaussian blur, per channel, reflect-padded (RISE's insertion substrate). images: (N, C, H, W)."""
     r = kernel_size // 2
-    t = torch.arange(kernel_size, dtype=images.dtype) - r
+    t = torch.arange(kernel_size, dtype=images.dtype, device=images.device) - r
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
     c = images.shape[1]
@@ -90,22 +108,18 @@ def blur(images: torch.Tensor, kernel_size: int = 11, sigma: float = 5.0) -> tor
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-SUBSTRATES = ("blur", "mean", "zero")
-
-
-def substrate(images: torch.Tensor, kind: str = "blur") -> torch.Tensor:
+def substrate_images(images: torch.Tensor, kind: str = "blur") -> torch.Tensor:
     """What deleted pixels become: the blurred image (default), the image's mean colour, or zeros (RISE).
 
     On the shapes, zeros keep a black silhouette of a deleted object (the CNN still sees the shape) and
     scattered black pixels are out of distribution, so a random map beats the ground-truth mask there.
     """
+    check_choice("substrate", kind, tuple(SUBSTRATES))
     if kind == "blur":
         return blur(images)
     if kind == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
-    if kind == "zero":
-        return torch.zeros_like(images)
-    raise ValueError(f"Expected `substrate` in {SUBSTRATES}, but got {kind!r}.")
+    return torch.zeros_like(images)
 
 
 def saliency_order(saliency: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -115,35 +129,46 @@ def saliency_order(saliency: torch.Tensor, seed: int = 0) -> torch.Tensor:
     [2, 0]
     """
     flat = saliency.flatten(1)
-    perm = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(seed))
+    # Drawn on the CPU: the same seed gives the same order on every device.
+    perm = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(int(seed))).to(flat.device)
     idx = torch.sort(flat[:, perm], dim=1, descending=True, stable=True).indices
     return perm[idx]
 
 
 def deletion_insertion_curves(
-    model: nn.Module, images: torch.Tensor, saliency: torch.Tensor, target, *, mode: str = "deletion",
-    n_steps: int = 64, substrate_kind: str = "blur", seed: int = 0, batch_size: int = 256,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    saliency: torch.Tensor,
+    target: Any,
+    *,
+    mode: str = "deletion",
+    steps: int = 64,
+    substrate: str = "blur",
+    seed: int = 0,
+    batch_size: int = 256,
 ) -> torch.Tensor:
     """Target-class probability as pixels are deleted (image → substrate) or inserted (blurred → image).
 
-    Shapes: images (N, C, H, W), saliency (N, H, W) → curves (N, n_steps + 1).
+    Shapes: inputs (N, C, H, W), saliency (N, H, W) → curves (N, steps + 1).
     """
-    if mode not in ("deletion", "insertion"):
-        raise ValueError(f"Expected `mode` in ('deletion', 'insertion'), but got {mode!r}.")
-    if int(n_steps) < 1:
-        raise ValueError(f"Expected `n_steps` >= 1, but got {n_steps}.")
-    _check_maps(saliency, images)
-    n, _, h, w = images.shape
-    target = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(n)
+    check_choice("mode", mode, ("deletion", "insertion"))
+    steps = check_int("steps", steps, 1, 1024)
+    _check_maps(saliency, inputs)
+    n, _, h, w = inputs.shape
+    device = inputs.device
+    target = _targets(target, n, device)
     order = saliency_order(saliency, seed)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w).expand(n, -1))  # (N, HW)
-    counts = torch.ceil(torch.linspace(0, h * w, n_steps + 1)).long()  # pixels changed at each step
-    start, end = (images, substrate(images, substrate_kind)) if mode == "deletion" else (blur(images), images)
-    curves = torch.empty(n, n_steps + 1)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w, device=device).expand(n, -1))  # (N, HW)
+    counts = torch.ceil(torch.linspace(0, h * w, steps + 1, device=device)).long()  # pixels changed at each step
+    if mode == "deletion":
+        start, end = inputs, substrate_images(inputs, substrate)
+    else:
+        start, end = blur(inputs), inputs
+    curves = torch.empty(n, steps + 1, dtype=inputs.dtype, device=device)
     for i in range(n):
         changed = (rank[i][None] < counts[:, None]).view(-1, 1, h, w)  # (S+1, 1, H, W)
         seq = torch.where(changed, end[i : i + 1], start[i : i + 1])
-        curves[i] = _probs(model, seq, target[i].expand(n_steps + 1), batch_size)
+        curves[i] = _probs(model, seq, target[i].expand(steps + 1), batch_size)
     return curves
 
 
@@ -157,36 +182,59 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
     return (curves.sum(1) - curves[:, 0] / 2 - curves[:, -1] / 2) / n
 
 
-def deletion_auc(model, images, saliency, target, n_steps: int = 64, substrate_kind: str = "blur") -> torch.Tensor:
+def deletion_auc(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    saliency: torch.Tensor,
+    target: Any,
+    *,
+    steps: int = 64,
+    substrate: str = "blur",
+) -> torch.Tensor:
     """Deletion AUC per image (lower is better). Shapes: (N, C, H, W), (N, H, W) → (N,)."""
-    return auc(deletion_insertion_curves(model, images, saliency, target, mode="deletion", n_steps=n_steps,
-                                         substrate_kind=substrate_kind))
+    curves = deletion_insertion_curves(
+        model, inputs, saliency, target, mode="deletion", steps=steps, substrate=substrate
+    )
+    return auc(curves)
 
 
-def insertion_auc(model, images, saliency, target, n_steps: int = 64) -> torch.Tensor:
+def insertion_auc(
+    model: nn.Module, inputs: torch.Tensor, saliency: torch.Tensor, target: Any, *, steps: int = 64
+) -> torch.Tensor:
     """Insertion AUC per image (higher is better). Shapes: (N, C, H, W), (N, H, W) → (N,)."""
-    return auc(deletion_insertion_curves(model, images, saliency, target, mode="insertion", n_steps=n_steps))
+    return auc(deletion_insertion_curves(model, inputs, saliency, target, mode="insertion", steps=steps))
 
 
-def average_drop_increase(model, images, saliency, target) -> tuple[torch.Tensor, torch.Tensor]:
+def average_drop_increase(
+    model: nn.Module, inputs: torch.Tensor, saliency: torch.Tensor, target: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image drop max(0, Y−O)/Y and increase 1[Y < O], with O the score on x ⊙ map.
 
     Average Drop = 100·drop.mean() (lower is better), Average Increase = 100·increase.float().mean().
-    Shapes: images (N, C, H, W), saliency (N, H, W) in [0, 1] → (N,), (N,) bool.
+    Shapes: inputs (N, C, H, W), saliency (N, H, W) in [0, 1] → (N,), (N,) bool.
     """
-    _check_maps(saliency, images)
-    target = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(images.shape[0])
-    y = _probs(model, images, target)
-    o = _probs(model, images * saliency[:, None], target)
+    _check_maps(saliency, inputs)
+    target = _targets(target, inputs.shape[0], inputs.device)
+    y = _probs(model, inputs, target)
+    o = _probs(model, inputs * saliency[:, None], target)
     return (y - o).clamp_min(0) / y.clamp_min(1e-12), y < o
 
 
-def evaluate(model, images, saliency, target, masks, n_steps: int = 64, substrate_kind: str = "blur") -> dict[str, torch.Tensor]:
+def evaluate(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    saliency: torch.Tensor,
+    target: Any,
+    masks: torch.Tensor,
+    *,
+    steps: int = 64,
+    substrate: str = "blur",
+) -> dict[str, torch.Tensor]:
     """Every metric per image, keyed as ``METRICS``. Shapes: (N, C, H, W), (N, H, W), (N,), (N, H, W) → (N,) each."""
-    drop, increase = average_drop_increase(model, images, saliency, target)
+    drop, increase = average_drop_increase(model, inputs, saliency, target)
     return {
-        "deletion": deletion_auc(model, images, saliency, target, n_steps, substrate_kind),
-        "insertion": insertion_auc(model, images, saliency, target, n_steps),
+        "deletion": deletion_auc(model, inputs, saliency, target, steps=steps, substrate=substrate),
+        "insertion": insertion_auc(model, inputs, saliency, target, steps=steps),
         "average_drop": 100 * drop,
         "average_increase": 100 * increase.float(),
         "pointing_game": pointing_game(saliency, masks).float(),
@@ -196,46 +244,81 @@ def evaluate(model, images, saliency, target, masks, n_steps: int = 64, substrat
 
 @dataclass(frozen=True)
 class MetricsProgress:
-    """One step of ``metrics_table``: ``done`` of ``total`` (method, batch) chunks; ``table`` maps
+    """One step of ``metrics_table``: ``step`` of ``total`` (method, batch) chunks scored; ``table`` maps
     method → metric → mean over the images scored so far."""
 
-    done: int
+    step: int
     total: int
     method: str
     table: dict[str, dict[str, float]]
 
 
+Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def metrics_table(
     model: nn.Module,
-    images: torch.Tensor,
+    inputs: torch.Tensor,
     target: torch.Tensor,
     masks: torch.Tensor,
-    methods: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+    methods: Mapping[str, Scorer],
     *,
     batch_size: int = 16,
-    n_steps: int = 32,
-    substrate_kind: str = "blur",
+    steps: int = 32,
+    substrate: str = "blur",
 ) -> Iterator[MetricsProgress]:
-    """Score each ``methods[name](x, target) -> maps`` on every image, a batch at a time (a progress iterator).
+    """Score each ``methods[name](inputs, target) -> maps`` on every image, a batch at a time (a progress iterator).
+
+    Validated when called; refuses more than ``MAX_METRIC_PASSES`` images through the model
+    (images × methods × (2·steps + 4): the deletion and insertion curves plus the drop/increase pair).
 
     >>> from core.cam.models import ShapesCNN
     >>> x, y, m = torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), torch.ones(2, 32, 32, dtype=torch.bool)
     >>> last = list(metrics_table(ShapesCNN().eval(), x, y, m, {"uniform": lambda a, b: torch.ones(2, 32, 32)}))[-1]
-    >>> last.table["uniform"]["ebpg"], last.done, last.total
+    >>> last.table["uniform"]["ebpg"], last.step, last.total
     (1.0, 1, 1)
     """
-    n = images.shape[0]
+    batch_size = check_int("batch_size", batch_size, 1, 1024)
+    steps = check_int("steps", steps, 1, 1024)
+    check_choice("substrate", substrate, tuple(SUBSTRATES))
+    if not methods:
+        raise OptiscopeError("Expected at least one method in `methods`, but got none")
+    _check_maps(masks.float(), inputs)
+    n = inputs.shape[0]
+    if _targets(target, n, inputs.device).shape != (n,):
+        raise OptiscopeError(f"Expected one `target` per image ({n})")
+    passes = n * len(methods) * (2 * steps + 4)
+    check_budget(
+        "images through the model (images × methods × (2·steps + 4))",
+        passes,
+        MAX_METRIC_PASSES,
+        hint="Score fewer images.",
+    )
+    return _table_loop(model, inputs, target, masks, dict(methods), batch_size, steps, substrate)
+
+
+def _table_loop(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    masks: torch.Tensor,
+    methods: dict[str, Scorer],
+    batch_size: int,
+    steps: int,
+    substrate: str,
+) -> Iterator[MetricsProgress]:
+    n = inputs.shape[0]
     starts = range(0, n, batch_size)
     total, done = len(methods) * len(starts), 0
-    sums: dict[str, dict[str, float]] = {}
+    means: dict[str, dict[str, float]] = {}
     for name, method in methods.items():
-        acc = {k: 0.0 for k in METRICS}
+        sums = dict.fromkeys(METRICS, 0.0)
         for s in starts:
-            x, t, m = images[s : s + batch_size], target[s : s + batch_size], masks[s : s + batch_size]
-            scores = evaluate(model, x, method(x, t).detach(), t, m, n_steps, substrate_kind)
+            x, t, m = inputs[s : s + batch_size], target[s : s + batch_size], masks[s : s + batch_size]
+            scores = evaluate(model, x, method(x, t).detach(), t, m, steps=steps, substrate=substrate)
             for k, v in scores.items():
-                acc[k] += float(v.sum())
+                sums[k] += float(v.sum())
             done += 1
             seen = min(s + batch_size, n)
-            sums[name] = {k: v / seen for k, v in acc.items()}
-            yield MetricsProgress(done, total, name, {k: dict(v) for k, v in sums.items()})
+            means[name] = {k: v / seen for k, v in sums.items()}
+            yield MetricsProgress(done, total, name, {k: dict(v) for k, v in means.items()})

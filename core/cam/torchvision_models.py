@@ -14,6 +14,8 @@ import importlib.util
 import torch
 from torch import nn
 
+from core.errors import OptiscopeError
+
 ARCHITECTURES = ("resnet18", "resnet50", "vgg16", "mobilenet_v3_small", "densenet121")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,7 +66,7 @@ class Normalized(nn.Module):
         layers = conv_layers(self, size)
         layers = [name for name in layers if name.startswith("net.")]
         if not layers:
-            raise ValueError("The model has no convolutional layer with a spatial output; a CAM needs one.")
+            raise OptiscopeError("The model has no convolutional layer with a spatial output; a CAM needs one.")
         self.cam_layers = tuple(layers)
         self.cam_layer = layers[-1]
 
@@ -84,9 +86,9 @@ def build(name: str, num_classes: int = 1000, state_dict: dict | None = None, si
     True
     """
     if not available():
-        raise ValueError("torchvision is not installed; the ImageNet classifiers are an optional extra.")
+        raise OptiscopeError("torchvision is not installed; the ImageNet classifiers are an optional extra.")
     if name not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture `{name}`; expected one of {ARCHITECTURES}.")
+        raise OptiscopeError(f"Unknown architecture `{name}`; expected one of {ARCHITECTURES}.")
     models = importlib.import_module("torchvision.models")
     model = models.get_model(name, weights=None, num_classes=num_classes)
     if state_dict is not None:
