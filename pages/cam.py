@@ -58,9 +58,9 @@ layer = ui.select("Layer", list(net.cam_layers), net.cam_layer, "layer")
 
 
 @st.cache_data(max_entries=64, show_spinner="Computing the maps…")
-def explain(image: np.ndarray, mask: np.ndarray | None, target: int | None, layer: str, cf: dict) -> cam.Explanation:
+def explain(image: np.ndarray, mask: np.ndarray | None, target: int | None, layer: str, cf: dict):
     x, masks = (None if a is None else torch.from_numpy(a)[None].to(device) for a in (image, mask))
-    return cam.explain(net, layer, x, target, masks=masks, config=cam.CFCAMConfig(**cf))
+    return cam.explain(net, x, target, layer=layer, masks=masks, config=cam.CFCAMConfig(**cf))
 
 
 def overlay(image: np.ndarray, panels: dict[str, np.ndarray]) -> go.Figure:
@@ -77,7 +77,7 @@ with ui.errors("the maps"):
         if upload is None:
             st.info("Upload a PNG or JPEG in the sidebar; the shapes CNN will classify it as one of its six shapes.")
             st.stop()
-        image, mask = cam.decode_image(upload, 64)[0].numpy(), None
+        image, mask = cam.decode_image(upload, size=64)[0].numpy(), None
     else:
         images, labels, masks = gallery(GALLERY, seed=10_000 + seed)
         image, mask = images[index].numpy(), masks[index].numpy()
@@ -92,10 +92,10 @@ with ui.errors("the maps"):
     marks = {name: f" {'✓' if hit else '✗'}" for name, hit in out.hits.items()} if mask is not None else {}
     panels = {name + marks.get(name, ""): maps[0].cpu().numpy() for name, maps in out.maps.items()}
     ui.chart(overlay(image, panels), "maps", data=panels, name="cam-maps")
-    ui.explainer("the maps", cam.FORMULAS["maps"], res.summary(0), "arXiv:2504.00060, 1610.02391", text=MAP_TEXT)
+    ui.explainer("the maps", cam.FORMULAS["maps"], res.summary(), "arXiv:2504.00060, 1610.02391", text=MAP_TEXT)
 
     st.subheader("Inside CF-CAM: channel clusters")
-    channels = cam.channel_table(res, 0)
+    channels = cam.channel_table(res)
     left, right = st.columns(2)
     scatter = px.scatter(channels, "pc1", "pc2", color="group", hover_name="channel", color_discrete_map=COLOURS)
     ui.chart(scatter.update_layout(height=360, margin={"t": 10}), "clusters", where=left, data=channels)
@@ -125,13 +125,13 @@ n_images = ui.slider("Images", 8, 200, 32, "n_metrics", step=8, where=col_n)
 substrate = ui.select("Deleted pixels become", cam.SUBSTRATES, "blur", "substrate", where=col_s)
 
 
-def progress(state: cam.MetricsProgress) -> tuple[float, str]:
+def progress(state) -> tuple[float, str]:
     return state.step / state.total, f"{state.method}: {state.step}/{state.total} batches"
 
 
 def start_metrics():
     x, y, m = (v.to(device) for v in make_shapes(n_images, seed=20_000 + seed))
-    return cam.run(net, x, y, m, layer=layer, config=cam.CFCAMConfig(**cf), substrate=substrate, seed=seed)
+    return cam.run(net, x, y, masks=m, layer=layer, config=cam.CFCAMConfig(**cf), substrate=substrate, seed=seed)
 
 
 with ui.errors("the metrics"):

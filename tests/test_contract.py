@@ -202,11 +202,25 @@ def _attention_svm_example(probe: Probe) -> tuple[tuple, dict]:
     return (attention_svm.make_problem(n=3, T=4, d=5, seed=0),), {"steps": 3, "lr": 0.1, "seed": 0}
 
 
+def _cam_example(probe: Probe) -> tuple[tuple, dict]:
+    from core.cam.models import ShapesCNN
+    from core.data.shapes import make_shapes
+
+    class CountedCNN(ShapesCNN):  # a real module (CAMs run a per-call copy of it), counting its forward calls
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            probe.calls += 1
+            return super().forward(x)
+
+    x, y, masks = make_shapes(2, size=32, seed=0)
+    return (CountedCNN().eval(), x, y), {"masks": masks, "steps": 2, "seed": 0}
+
+
 # One valid, small call of each lab's `run` (args, kwargs); `probe` wraps the subject it counts.
 RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "cbo": _cbo_example,
     "guidance": _guidance_example,
     "attention_svm": _attention_svm_example,
+    "cam": _cam_example,
 }
 
 

@@ -16,9 +16,7 @@ from core.cam.gradcam import check_inputs, min_max
 from core.errors import check_int, check_positive
 
 
-def occlusion(
-    model: nn.Module, inputs: torch.Tensor, target: Any = None, *, window: int = 8, stride: int = 4
-) -> torch.Tensor:
+def occlusion(model: nn.Module, inputs: torch.Tensor, target: Any, *, window: int = 8, stride: int = 4) -> torch.Tensor:
     """Occlusion (Zeiler & Fergus): https://arxiv.org/abs/1311.2901 — the score drop when a zero patch hides a region.
 
     Shapes: inputs (N, 3, H, W) → (N, H, W).
@@ -37,9 +35,7 @@ def occlusion(
     return min_max(attr.sum(1).clamp_min(0).detach())
 
 
-def integrated_gradients(
-    model: nn.Module, inputs: torch.Tensor, target: Any = None, *, steps: int = 32
-) -> torch.Tensor:
+def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: Any, *, steps: int = 32) -> torch.Tensor:
     """Integrated Gradients (IG): https://arxiv.org/abs/1703.01365 — black baseline, Gauss–Legendre steps.
 
     Shapes: inputs (N, 3, H, W) → (N, H, W).
@@ -53,7 +49,7 @@ def integrated_gradients(
 def smoothgrad(
     model: nn.Module,
     inputs: torch.Tensor,
-    target: Any = None,
+    target: Any,
     *,
     n_samples: int = 16,
     stdev: float = 0.15,

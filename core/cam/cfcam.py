@@ -83,7 +83,7 @@ class CFCAMResult:
     min_samples: torch.Tensor
     targets: torch.Tensor
 
-    def summary(self, image: int = 0) -> dict[str, int | float]:
+    def summary(self, *, image: int = 0) -> dict[str, int | float]:
         """What the clustering did to image ``image``: counts of dominant, clustered, noise channels, eps, min_samples.
 
         ``clusters`` counts the distinct labels ≥ 0 (0 when every channel is dominant or noise).
@@ -214,19 +214,19 @@ def cf_weights(acts: torch.Tensor, grads: torch.Tensor, cfg: CFCAMConfig) -> tup
 
 def cf_cam(
     model: nn.Module,
-    layer: str | nn.Module | None,
     inputs: torch.Tensor,
-    target: Any = None,
+    target: Any,
     *,
+    layer: str | nn.Module | None = None,
     config: CFCAMConfig = CFCAMConfig(),  # frozen, so one shared default is safe
 ) -> CFCAMResult:
     """Cluster Filter Class Activation Mapping (CF-CAM): https://arxiv.org/abs/2504.00060
 
     Args:
         model (`nn.Module`): a classifier in eval mode returning logits (N, C); only read.
-        layer (`str | nn.Module | None`): the CAM layer; None uses ``model.cam_layer``.
         inputs (`torch.Tensor`): images on the model's device.
-        target (`int | sequence | None`, defaults to `None`): class per image; None takes the prediction.
+        target (`int | sequence | None`): class per image; None takes the prediction.
+        layer (`str | nn.Module | None`, defaults to `None`): the CAM layer; None uses ``model.cam_layer``.
         config (`CFCAMConfig`, defaults to the authors' settings): dominant share, DBSCAN eps and
             min_samples, the cluster filter and σ, softmax or linear combination, the clusterer.
 
@@ -234,13 +234,13 @@ def cf_cam(
         inputs: (N, 3, H, W) → result.map: (N, H, W) in [0, 1]; see ``CFCAMResult`` for the internals.
 
     >>> from core.cam.models import ShapesCNN
-    >>> out = cf_cam(ShapesCNN().eval(), "block4", torch.rand(2, 3, 64, 64), 1)
+    >>> out = cf_cam(ShapesCNN().eval(), torch.rand(2, 3, 64, 64), 1, layer="block4")
     >>> out.map.shape, out.labels.shape
     (torch.Size([2, 64, 64]), torch.Size([2, 128]))
     """
     if not isinstance(config, CFCAMConfig):
         raise OptiscopeError(f"Expected `config` to be a CFCAMConfig, but got {type(config).__name__}")
-    acts, grads, _, target = layer_forward(model, layer, inputs, target)
+    acts, grads, _, target = layer_forward(model, inputs, target, layer=layer)
     parts = [cf_weights(a, g, config) for a, g in zip(acts, grads, strict=True)]
     labels, dominant, alpha, beta, raw_g, filt_g, eps, min_samples = zip(*parts, strict=True)
     beta_t = torch.stack(beta)  # (N, K)
@@ -279,7 +279,7 @@ def channel_embedding(activations: torch.Tensor) -> torch.Tensor:
     return F.pad(coords, (0, 2 - coords.shape[1]))  # one channel or one pixel leaves a single axis
 
 
-def channel_table(result: CFCAMResult, image: int = 0) -> pd.DataFrame:
+def channel_table(result: CFCAMResult, *, image: int = 0) -> pd.DataFrame:
     """One row per channel of image ``image``: its PCA coordinates, DBSCAN label, group name and β.
 
     ``group`` is "dominant", "noise (dropped)" or "cluster m"; rows are in channel order.

@@ -50,10 +50,10 @@ class Explanation:
 
 def explain(
     model: nn.Module,
-    layer: str | nn.Module | None,
     inputs: torch.Tensor,
-    target: Any = None,
+    target: Any,
     *,
+    layer: str | nn.Module | None = None,
     masks: torch.Tensor | None = None,
     config: CFCAMConfig = AUTHORS_CONFIG,
 ) -> Explanation:
@@ -63,19 +63,19 @@ def explain(
     Cluster Filter Class Activation Mapping (CF-CAM): https://arxiv.org/abs/2504.00060
 
     >>> from core.cam.models import ShapesCNN
-    >>> out = explain(ShapesCNN().eval(), "block4", torch.rand(1, 3, 32, 32), 2)
+    >>> out = explain(ShapesCNN().eval(), torch.rand(1, 3, 32, 32), 2)
     >>> list(out.maps), out.targets.tolist()
     (['Grad-CAM', 'Grad-CAM++', 'Score-CAM', 'CF-CAM'], [2])
     """
     logits, targets = check_inputs(model, inputs, target)
-    maps = {name: method(model, layer, inputs, targets) for name, method in METHODS.items()}
-    cf = cf_cam(model, layer, inputs, targets, config=config)
+    maps = {name: method(model, inputs, targets, layer=layer) for name, method in METHODS.items()}
+    cf = cf_cam(model, inputs, targets, layer=layer, config=config)
     maps["CF-CAM"] = cf.map
     hits = {} if masks is None else {name: pointing_game(m, masks) for name, m in maps.items()}
     return Explanation(targets, torch.softmax(logits, 1), maps, cf, hits)
 
 
-def scorers(model: nn.Module, layer: str, *, config: CFCAMConfig, seed: int) -> dict[str, Scorer]:
+def scorers(model: nn.Module, *, layer: str, config: CFCAMConfig, seed: int) -> dict[str, Scorer]:
     """``(inputs, target) -> maps`` for every method in the metrics table, and a seeded random map (the floor)."""
 
     def random_map(inputs: torch.Tensor, _target: torch.Tensor) -> torch.Tensor:
@@ -83,9 +83,9 @@ def scorers(model: nn.Module, layer: str, *, config: CFCAMConfig, seed: int) -> 
         return torch.rand(inputs.shape[0], *inputs.shape[2:], generator=gen).to(inputs.device)
 
     methods: dict[str, Scorer] = {
-        name: (lambda x, t, method=method: method(model, layer, x, t)) for name, method in METHODS.items()
+        name: (lambda x, t, method=method: method(model, x, t, layer=layer)) for name, method in METHODS.items()
     }
-    methods["CF-CAM"] = lambda x, t: cf_cam(model, layer, x, t, config=config).map
+    methods["CF-CAM"] = lambda x, t: cf_cam(model, x, t, layer=layer, config=config).map
     methods["random"] = random_map
     return methods
 
@@ -94,8 +94,8 @@ def run(
     model: nn.Module,
     inputs: torch.Tensor,
     target: torch.Tensor,
-    masks: torch.Tensor,
     *,
+    masks: torch.Tensor,
     layer: str | nn.Module | None = None,
     config: CFCAMConfig = AUTHORS_CONFIG,
     steps: int = 32,
@@ -104,20 +104,23 @@ def run(
     seed: int = 0,
 ) -> Iterator[MetricsProgress]:
     """Deletion, insertion, Average Drop/Increase, pointing game and EBPG of every CAM (and a random map) over
-    ``inputs``, a batch at a time. Validated when called; at most ``MAX_IMAGES`` images.
+    ``inputs``, a batch at a time. Validated when called (no forward pass until the first ``next``); at most
+    ``MAX_IMAGES`` images and ``metrics.MAX_METRIC_PASSES`` images through the model.
+
+    Cluster Filter Class Activation Mapping (CF-CAM): https://arxiv.org/abs/2504.00060
 
     Shapes: inputs (N, 3, H, W), target (N,), masks (N, H, W) bool → states with ``table[method][metric]``.
 
     >>> from core.cam.models import ShapesCNN
     >>> from core.data.shapes import make_shapes
     >>> x, y, m = make_shapes(2, size=32)
-    >>> states = run(ShapesCNN().eval(), x, y, m, steps=2)
-    >>> [s.method for s in states]
+    >>> [s.method for s in run(ShapesCNN().eval(), x, y, masks=m, steps=2)]
     ['Grad-CAM', 'Grad-CAM++', 'Score-CAM', 'CF-CAM', 'random']
     """
     check_images(model, inputs)
     check_int("images", inputs.shape[0], 1, MAX_IMAGES)
     if not isinstance(config, CFCAMConfig):
         raise OptiscopeError(f"Expected `config` to be a CFCAMConfig, but got {type(config).__name__}")
-    methods = scorers(model, resolve_layer(model, layer), config=config, seed=check_int("seed", seed, 0, 2**63 - 1))
+    name = resolve_layer(model, layer)
+    methods = scorers(model, layer=name, config=config, seed=check_int("seed", seed, 0, 2**63 - 1))
     return metrics_table(model, inputs, target, masks, methods, batch_size=batch_size, steps=steps, substrate=substrate)

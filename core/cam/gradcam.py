@@ -27,6 +27,8 @@ MAX_SCORE_CAM_PASSES = 50_000  # masked images (N·K) per Score-CAM call: ~1 min
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> str:
     """The dotted name of the CAM layer ``layer`` (a name, the module itself, or None for ``model.cam_layer``)."""
+    if not isinstance(model, nn.Module):
+        raise OptiscopeError(f"Expected `model` to be a torch.nn.Module, but got {type(model).__name__}")
     if layer is None:
         layer = getattr(model, "cam_layer", None)
         if layer is None:
@@ -120,7 +122,7 @@ def _with_capture(module: nn.Module, path: list[str], capture: _Capture) -> nn.M
 
 
 def layer_forward(
-    model: nn.Module, layer: str | nn.Module | None, inputs: torch.Tensor, target: Any = None, *, gradients: bool = True
+    model: nn.Module, inputs: torch.Tensor, target: Any, *, layer: str | nn.Module | None = None, gradients: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """One forward (and backward) pass capturing the layer's output A and the target logit's gradient ∂y_c/∂A.
 
@@ -162,31 +164,34 @@ def min_max(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(span > 0, (maps - lo) / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
 
 
-def grad_cam(model: nn.Module, layer: str | nn.Module | None, inputs: torch.Tensor, target: Any = None) -> torch.Tensor:
+def grad_cam(
+    model: nn.Module, inputs: torch.Tensor, target: Any, *, layer: str | nn.Module | None = None
+) -> torch.Tensor:
     """Gradient-weighted Class Activation Mapping (Grad-CAM): https://arxiv.org/abs/1610.02391
 
     α_k = mean over (i, j) of ∂y_c/∂A_k, map = ReLU(Σ_k α_k A_k).
 
     Args:
         model (`nn.Module`): a classifier in eval mode returning logits (N, C); only read.
-        layer (`str | nn.Module | None`): the CAM layer (name or module); None uses ``model.cam_layer``.
         inputs (`torch.Tensor`): images on the model's device.
-        target (`int | sequence | None`, defaults to `None`): class per image; None takes the prediction.
+        target (`int | sequence | None`): class per image; None takes the prediction.
+        layer (`str | nn.Module | None`, defaults to `None`): the CAM layer (name or module); None uses
+            ``model.cam_layer``.
 
     Shapes:
         inputs: (N, 3, H, W) → maps: (N, H, W) in [0, 1]
 
     >>> from core.cam.models import ShapesCNN
-    >>> grad_cam(ShapesCNN().eval(), "block3", torch.rand(2, 3, 32, 32), 1).shape
+    >>> grad_cam(ShapesCNN().eval(), torch.rand(2, 3, 32, 32), 1, layer="block3").shape
     torch.Size([2, 32, 32])
     """
-    acts, grads, _, _ = layer_forward(model, layer, inputs, target)
+    acts, grads, _, _ = layer_forward(model, inputs, target, layer=layer)
     weights = grads.mean(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
     return upsample_normalize((weights * acts).sum(1), inputs.shape[-2:])
 
 
 def grad_cam_pp(
-    model: nn.Module, layer: str | nn.Module | None, inputs: torch.Tensor, target: Any = None
+    model: nn.Module, inputs: torch.Tensor, target: Any, *, layer: str | nn.Module | None = None
 ) -> torch.Tensor:
     """Grad-CAM++: https://arxiv.org/abs/1710.11063
 
@@ -195,16 +200,16 @@ def grad_cam_pp(
     which dominates it when gradients are small (g² ≈ 1e-8 under a GAP head); this is the exact form.
 
     Args:
-        model, layer, inputs, target: as in ``grad_cam``.
+        model, inputs, target, layer: as in ``grad_cam``.
 
     Shapes:
         inputs: (N, 3, H, W) → maps: (N, H, W) in [0, 1]
 
     >>> from core.cam.models import ShapesCNN
-    >>> grad_cam_pp(ShapesCNN().eval(), "block4", torch.rand(1, 3, 64, 64), 0).shape
+    >>> grad_cam_pp(ShapesCNN().eval(), torch.rand(1, 3, 64, 64), 0).shape
     torch.Size([1, 64, 64])
     """
-    acts, grads, _, _ = layer_forward(model, layer, inputs, target)
+    acts, grads, _, _ = layer_forward(model, inputs, target, layer=layer)
     g2, g3 = grads.pow(2), grads.pow(3)
     denom = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g3
     aij = torch.where(grads != 0, g2 / torch.where(denom != 0, denom, 1.0), 0.0)
@@ -213,7 +218,12 @@ def grad_cam_pp(
 
 
 def score_cam(
-    model: nn.Module, layer: str | nn.Module | None, inputs: torch.Tensor, target: Any = None, *, batch_size: int = 64
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: Any,
+    *,
+    layer: str | nn.Module | None = None,
+    batch_size: int = 64,
 ) -> torch.Tensor:
     """Score-weighted Class Activation Mapping (Score-CAM): https://arxiv.org/abs/1910.01279
 
@@ -222,18 +232,18 @@ def score_cam(
     One forward pass per channel and image, ``batch_size`` at a time; at most ``MAX_SCORE_CAM_PASSES``.
 
     Args:
-        model, layer, inputs, target: as in ``grad_cam``.
+        model, inputs, target, layer: as in ``grad_cam``.
         batch_size (`int`, defaults to `64`): masked images per forward pass.
 
     Shapes:
         inputs: (N, 3, H, W) → maps: (N, H, W) in [0, 1]
 
     >>> from core.cam.models import ShapesCNN
-    >>> score_cam(ShapesCNN().eval(), "block4", torch.rand(1, 3, 32, 32), 2).shape
+    >>> score_cam(ShapesCNN().eval(), torch.rand(1, 3, 32, 32), 2).shape
     torch.Size([1, 32, 32])
     """
     batch_size = check_int("batch_size", batch_size, 1, 4096)
-    acts, _, _, target = layer_forward(model, layer, inputs, target, gradients=False)
+    acts, _, _, target = layer_forward(model, inputs, target, layer=layer, gradients=False)
     n, k = acts.shape[:2]
     check_budget("Score-CAM forward passes (images × channels)", n * k, MAX_SCORE_CAM_PASSES)
     scores = torch.empty(n, k, dtype=acts.dtype, device=acts.device)

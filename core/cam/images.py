@@ -17,7 +17,7 @@ _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
 def decode_image(
-    data: bytes, size: int = 64, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
+    data: bytes, *, size: int = 64, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
 ) -> torch.Tensor:
     """Decode an uploaded PNG or JPEG into a (1, 3, size, size) float tensor in [0, 1].
 
@@ -25,7 +25,7 @@ def decode_image(
     to a square and resized bilinearly. Anything else raises ``OptiscopeError`` saying what is wrong.
 
     >>> buf = io.BytesIO(); Image.new("LA", (40, 30)).save(buf, "PNG")
-    >>> decode_image(buf.getvalue(), 32).shape
+    >>> decode_image(buf.getvalue(), size=32).shape
     torch.Size([1, 3, 32, 32])
     """
     if not isinstance(data, bytes | bytearray) or len(data) == 0:

@@ -53,7 +53,7 @@ def _targets(target: Any, n: int, device: torch.device) -> torch.Tensor:
     return target.expand(n)
 
 
-def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, tolerance: int = 0) -> torch.Tensor:
+def pointing_game(saliency: torch.Tensor, masks: torch.Tensor, *, tolerance: int = 0) -> torch.Tensor:
     """Pointing game: a hit when the map's maximum lies in the mask (grown by ``tolerance`` pixels).
 
     Shapes: saliency, masks: (N, H, W) → hits: (N,) bool. Accuracy = hits.float().mean().
