@@ -1,0 +1,217 @@
+r"""Lagrangian value function Hessian-free bilevel algorithm (LV-HBA): https://arxiv.org/abs/2401.16164
+
+Problem: ``min F(x, y)`` s.t. ``(x, y) ∈ C`` and ``y ∈ argmin_θ {f(x, θ) : g(x, θ) ≤ 0}``. The lower level
+is replaced by its proximal Lagrangian value function
+``v_γ(x, y, z) = min_θ max_λ f(x, θ) + λᵀg(x, θ) + ‖θ − y‖²/(2γ₁) − ‖λ − z‖²/(2γ₂)``, and one loop runs
+a gradient step on ``(θ, λ)`` (the inner min-max), a projected step on ``(x, y)`` for the penalized
+``F/c_k + f − v_γ`` with ``c_k = c₀ (k+1)^p``, and a step on the proximal centre ``z``. First-order only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
+
+Scalar = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+MAX_WORK = 5e9  # steps × (dim x + dim y): about a minute of CPU
+
+
+@dataclass(frozen=True)
+class ConstrainedBilevel:
+    """``min F(x, y)`` over ``C`` with ``y`` a solution of ``min_θ f(x, θ) s.t. g(x, θ) ≤ 0``, and what is known of it."""
+
+    upper: Scalar  # F(x, y) -> ()
+    lower: Scalar  # f(x, y) -> ()
+    constraint: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # g(x, y) -> (m,)
+    project: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # onto C
+    x_star: torch.Tensor | None = None
+    y_star: torch.Tensor | None = None
+    multiplier_star: torch.Tensor | None = None
+
+
+def coupled_toy(
+    n: int = 100, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> ConstrainedBilevel:
+    r"""The authors' toy (``Toy-example/LLC``): a coupled linear constraint and a known solution.
+
+    ``F = ½‖x − y₂‖² + ½‖y₁ − 1‖²``, ``f = ½‖y₁‖² − xᵀy₁ + 1ᵀy₂``, ``g = 1ᵀx + 1ᵀy`` and
+    ``C = {1ᵀx + 1ᵀy = 0}``; ``x ∈ ℝⁿ``, ``y = (y₁, y₂) ∈ ℝ²ⁿ``. Solution ``x* = −0.3``, ``y₁* = 0.7``,
+    ``y₂* = −0.4`` (all coordinates) with multiplier ``λ* = −1`` (from ``∇_{y₂}: 1 + λ = 0``).
+
+    >>> toy = coupled_toy(3)
+    >>> float(toy.constraint(toy.x_star, toy.y_star).abs().max()) < 1e-12
+    True
+    """
+    check_int("n", n)
+
+    def upper(x, y):
+        return 0.5 * ((x - y[n:]) ** 2).sum() + 0.5 * ((y[:n] - 1) ** 2).sum()
+
+    def lower(x, y):
+        return 0.5 * (y[:n] ** 2).sum() - x @ y[:n] + y[n:].sum()
+
+    def constraint(x, y):
+        return (x.sum() + y.sum()).reshape(1)
+
+    def project(x, y):
+        w = torch.cat([x, y])
+        w = w - w.mean()  # the orthogonal projection onto {1ᵀw = 0}
+        return w[:n], w[n:]
+
+    def full(value: float, size: int = n) -> torch.Tensor:
+        return torch.full((size,), value, dtype=dtype, device=device)
+
+    return ConstrainedBilevel(
+        upper, lower, constraint, project, full(-0.3), torch.cat([full(0.7), full(-0.4)]), full(-1.0, 1)
+    )
+
+
+@dataclass(frozen=True)
+class LVHBAConfig:
+    """Step sizes and proximal parameters. Defaults: the fork PerryChuh/LV-HBA ``LV-HBA-new.py``, which converges.
+
+    (The original repository's toy settings, α = 0.008, β = 0.02, η = 0.01, u = 1000, c_k = 0.025 (k+1)^0.3,
+    do not: ‖x − x*‖/‖x*‖ is 119 after 1500 iterations with λ swinging between ±1000.)
+    """
+
+    alpha: float = 0.005  # step on (x, y)
+    beta: float = 0.002  # step on the proximal centre z
+    eta: float = 0.03  # step on the inner (θ, λ)
+    gamma1: float = 10.0  # proximal weight on θ − y
+    gamma2: float = 10.0  # proximal weight on λ − z
+    bound: float = 1.0  # u: λ ∈ [−u, u], z ∈ [0, u]
+    c0: float = 1.0  # c_k = c0 (k + 1)^power weighs the upper objective as F / c_k
+    power: float = 0.3
+    multiplier0: float = 1.0  # λ₀ and z₀ (θ₀ = 1)
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "eta", "gamma1", "gamma2", "bound", "c0"):
+            check_positive(name, getattr(self, name))
+        check_range("power", self.power, 0.0, 0.5)  # the paper's schedules have p in (0, 1/2)
+        check_range("multiplier0", self.multiplier0, -self.bound, self.bound)
+
+
+@dataclass(frozen=True)
+class LVHBAState:
+    """One iteration: the iterates, the multiplier, and their distances to the known solution (NaN if unknown)."""
+
+    step: int
+    x: torch.Tensor
+    y: torch.Tensor
+    theta: torch.Tensor
+    multiplier: torch.Tensor  # λ, (m,)
+    z: torch.Tensor  # proximal centre of λ, (m,)
+    error_x: float  # ‖x − x*‖ / ‖x*‖
+    error_y: float
+    violation: float  # ‖g(x, y)‖, the lower-level constraint at the iterate
+    upper_value: float  # F(x, y)
+    direction_norm: float  # ‖(d_x, d_y)‖, the penalized hypergradient surrogate
+    penalty: float  # 1 / c_k, the weight of F
+    gradient_calls: int  # gradient oracle calls so far (4 per iteration)
+
+
+def _grads(fn: Scalar, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.enable_grad():
+        xr, yr = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
+        gx, gy = torch.autograd.grad(fn(xr, yr), (xr, yr), allow_unused=True, materialize_grads=True)
+    return gx, gy
+
+
+def lv_hba(
+    problem: ConstrainedBilevel,
+    x0: torch.Tensor,
+    y0: torch.Tensor,
+    *,
+    config: LVHBAConfig = LVHBAConfig(),
+    steps: int = 5000,
+    every: int = 1,
+    device: torch.device | str | None = None,
+) -> Iterator[LVHBAState]:
+    r"""Lagrangian value function Hessian-free bilevel algorithm (LV-HBA): https://arxiv.org/abs/2401.16164
+
+    Args:
+        problem (`ConstrainedBilevel`): F, f, g, the projection onto C, and the solution if known.
+        x0 (`torch.Tensor`), y0 (`torch.Tensor`): the start (need not lie in C: the first step projects).
+        config (`LVHBAConfig`, defaults to the converging fork settings): step sizes, γ₁, γ₂, u, c_k.
+        steps (`int`, defaults to `5000`): iterations. every (`int`, defaults to `1`): yield every k-th.
+        device: where to compute (default: x0's device).
+
+    Shapes:
+        x0: (n,), y0: (p,) -> state.x: (n,), state.y, state.theta: (p,), state.multiplier: (m,)
+
+    >>> toy = coupled_toy()
+    >>> last = list(lv_hba(toy, 10 * torch.ones(100, dtype=torch.float64), 10 * torch.ones(200, dtype=torch.float64),
+    ...                    steps=2000, every=2000))[-1]
+    >>> round(last.error_x, 3), float(last.multiplier)
+    (0.078, -1.0)
+    """
+    if not isinstance(config, LVHBAConfig):
+        raise OptiscopeError(f"Expected `config` to be an LVHBAConfig, but got {type(config).__name__}")
+    steps, every = check_int("steps", steps), check_int("every", every)
+    device = device or x0.device
+    x0, y0 = torch.as_tensor(x0, device=device), torch.as_tensor(y0, device=device, dtype=x0.dtype)
+    if x0.dim() != 1 or y0.dim() != 1:
+        raise OptiscopeError(
+            f"Expected `x0` and `y0` to be vectors, but got shapes {tuple(x0.shape)}, {tuple(y0.shape)}"
+        )
+    check_budget("iteration-coordinates steps·(n + p)", steps * (x0.numel() + y0.numel()), MAX_WORK)
+    m = problem.constraint(x0, y0).numel()
+    return _loop(problem, x0, y0, m, config, steps, every)
+
+
+def _lagrangian(problem: ConstrainedBilevel, lam: torch.Tensor) -> Scalar:
+    """``f(x, θ) + λᵀ g(x, θ)`` at a fixed multiplier."""
+    return lambda x, theta: problem.lower(x, theta) + lam @ problem.constraint(x, theta)
+
+
+def _relative(a: torch.Tensor, star: torch.Tensor | None) -> float:
+    return float("nan") if star is None else float((a - star).norm() / star.norm())
+
+
+def _loop(problem, x, y, m, cfg, steps, every) -> Iterator[LVHBAState]:
+    theta = torch.ones_like(y)
+    lam = torch.full((m,), cfg.multiplier0, dtype=x.dtype, device=x.device)
+    z = lam.clone()
+    direction = float("nan")
+
+    def state(k: int) -> LVHBAState:
+        return LVHBAState(
+            k,
+            x,
+            y,
+            theta,
+            lam,
+            z,
+            _relative(x, problem.x_star),
+            _relative(y, problem.y_star),
+            float(problem.constraint(x, y).norm()),
+            float(problem.upper(x, y)),
+            direction,
+            1.0 / (cfg.c0 * (k + 1) ** cfg.power),
+            4 * k,
+        )
+
+    yield state(0)
+    for k in range(steps):
+        _, grad_theta = _grads(_lagrangian(problem, lam), x, theta)
+        grad_lam = -problem.constraint(x, theta) + (lam - z) / cfg.gamma2
+        theta = theta - cfg.eta * (grad_theta + (theta - y) / cfg.gamma1)
+        lam = (lam - cfg.eta * grad_lam).clamp(-cfg.bound, cfg.bound)
+        c = cfg.c0 * (k + 1) ** cfg.power
+        (upper_x, upper_y), (lower_x, lower_y) = _grads(problem.upper, x, y), _grads(problem.lower, x, y)
+        value_x, _ = _grads(_lagrangian(problem, lam), x, theta)
+        d_x = upper_x / c + lower_x - value_x
+        d_y = upper_y / c + lower_y - (y - theta) / cfg.gamma1
+        x, y = problem.project(x - cfg.alpha * d_x, y - cfg.alpha * d_y)
+        z = (z + cfg.beta * (lam - z) / cfg.gamma2).clamp(0.0, cfg.bound)
+        direction = float(torch.cat([d_x, d_y]).norm())
+        if not torch.isfinite(x).all() or not torch.isfinite(y).all():
+            raise OptiscopeError(
+                f"LV-HBA diverged at iteration {k + 1}: lower `alpha` and `eta` (now {cfg.alpha}, {cfg.eta})."
+            )
+        if (k + 1) % every == 0 or k + 1 == steps:
+            yield state(k + 1)
