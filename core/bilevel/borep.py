@@ -135,7 +135,7 @@ def bo_rep(
 
     >>> x0 = torch.tensor([[30.0, 40.0]], dtype=torch.float64)
     >>> first_below(list(bo_rep(quartic_toy(), x0, steps=1200)), 0.1)  # first step with ‖∇Φ‖ < 0.1
-    array([1082])
+    array([1113])
     >>> bool(list(bo_rep(quartic_toy(), x0, config=BOREPConfig.aid(0.005), steps=1200))[-1].diverged)
     True
     """

@@ -124,7 +124,8 @@ def distill(
         raise OptiscopeError(
             f"Expected images (n, H, W) of at least 2 classes, but got {tuple(x.shape)}, {classes} classes"
         )
-    noise = torch.randn((classes, *x.shape[1:]), generator=generator(seed, device), device=device, dtype=x.dtype)
+    # drawn on the CPU so that a seed gives the same start on every device
+    noise = torch.randn((classes, *x.shape[1:]), generator=generator(seed), dtype=x.dtype).to(device)
     return _loop(x, y, x_test, y_test, 0.1 * noise, steps, every, lr, l2reg, spec)
 
 
