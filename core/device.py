@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from core.errors import OptiscopeError
+
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """The device to compute on: ``prefer`` or ``$OPTISCOPE_DEVICE`` if set, else cuda, then mps, then cpu.
@@ -17,9 +19,9 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if choice:
         device = torch.device(choice)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"Expected an available device, but `{choice}` has no CUDA runtime here.")
+            raise OptiscopeError(f"Expected an available device, but `{choice}` has no CUDA runtime here.")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"Expected an available device, but `{choice}` is not available here.")
+            raise OptiscopeError(f"Expected an available device, but `{choice}` is not available here.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -52,7 +54,7 @@ def set_threads(n: int | None = None) -> int:
     """
     n = int(n or os.environ.get("OPTISCOPE_THREADS", 1))
     if n < 1:
-        raise ValueError(f"Expected at least 1 thread, but got {n}.")
+        raise OptiscopeError(f"Expected at least 1 thread, but got {n}.")
     torch.set_num_threads(n)
     return n
 
