@@ -132,7 +132,9 @@ def load_state_dict_bytes(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BY
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    # load_state_dict would cast a float64, float16 or integer tensor silently: the dtype must match too
+    described = lambda t: f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"  # noqa: E731
+    wrong = [k for k in expected if k in state and described(state[k]) != described(expected[k])]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -141,7 +143,8 @@ def load_state_dict_bytes(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BY
             parts.append(f"unexpected {unexpected[:5]}")
         if wrong:
             parts.append(
-                "wrong shapes " + ", ".join(f"{k} {tuple(state[k].shape)} ≠ {tuple(expected[k].shape)}" for k in wrong[:5])
+                "wrong shapes or dtypes "
+                + ", ".join(f"{k} {described(state[k])} ≠ {described(expected[k])}" for k in wrong[:5])
             )
         raise ValueError(f"The state dict does not fit `{name}`: " + "; ".join(parts) + ".")
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):

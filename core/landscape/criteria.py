@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import OptiscopeError, check_positive
 
-def criteria(nodes, weights, n: float = 0.5) -> dict[str, float]:
+
+def criteria(nodes, weights, *, n: float = 0.5) -> dict[str, float]:
     """Loss Landscape Analysis criteria (LLA): https://arxiv.org/abs/2412.10146
 
     ``re = |min θ / max θ|`` (how negative the most negative curvature is next to the sharpest one) and
@@ -21,18 +23,22 @@ def criteria(nodes, weights, n: float = 0.5) -> dict[str, float]:
     >>> criteria([-1.0, 4.0], [0.5, 0.5], n=0.5)
     {'re': 0.25, 'kh': 0.5}
     """
-    nodes = torch.as_tensor(nodes, dtype=torch.float64)
-    weights = torch.as_tensor(weights, dtype=torch.float64)
-    if nodes.shape != weights.shape or nodes.numel() == 0:
-        raise ValueError(f"Expected `nodes` and `weights` of one non-empty shape, but got {tuple(nodes.shape)} and {tuple(weights.shape)}.")
+    check_positive("n", n)
+    try:
+        nodes = torch.as_tensor(nodes, dtype=torch.float64)
+        weights = torch.as_tensor(weights, dtype=torch.float64, device=nodes.device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise OptiscopeError(f"Expected `nodes` and `weights` as numbers, but got {err}") from None
+    if nodes.shape != weights.shape or nodes.dim() == 0 or nodes.numel() == 0:
+        raise OptiscopeError(
+            f"Expected `nodes` and `weights` of one non-empty shape, but got {tuple(nodes.shape)} and {tuple(weights.shape)}"
+        )
     if not (torch.isfinite(nodes).all() and torch.isfinite(weights).all()):
-        raise ValueError("Expected finite `nodes` and `weights`, but got NaN or inf.")
-    if n <= 0:
-        raise ValueError(f"Expected `n` > 0, but got {n}.")
+        raise OptiscopeError("Expected finite `nodes` and `weights`, but got NaN or inf")
     nodes, weights = nodes.reshape(-1, nodes.shape[-1]), weights.reshape(-1, weights.shape[-1])
     top = nodes.max(-1).values
     if bool((top <= 0).any()):
-        raise ValueError("The criteria need a positive eigenvalue in every run; this spectrum has none.")
+        raise OptiscopeError("Expected a positive eigenvalue in every run of `nodes`, but this spectrum has none")
     re = (nodes.min(-1).values / top).abs()
     mass = (nodes.abs() * weights).pow(n)
     kh = (mass * (nodes < 0)).sum(-1) / (mass * (nodes > 0)).sum(-1)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import check_choice, check_int
 from core.landscape.functional import Params, check_params, flatten, unflatten
 
 NORMS = ("filter", "layer", "model", "weight", None)
 
 
-def normalize(direction: Params, params: Params, norm: str | None = "filter", zero_1d: bool = True) -> Params:
+def normalize(direction: Params, params: Params, *, norm: str | None = "filter", zero_1d: bool = True) -> Params:
     """Scale ``direction`` to the geometry of ``params``.
 
     ``filter``: each slice along axis 0 of a ≥2-D tensor gets ‖d_{l,i}‖ = ‖θ_{l,i}‖; ``layer``: each tensor
     ‖d_l‖ = ‖θ_l‖; ``model``: ‖d‖ = ‖θ‖; ``weight``: d ⊙ θ; ``None``: unchanged. With ``filter``, 1-D
     tensors (biases, BatchNorm) are zeroed when ``zero_1d`` (Li et al.'s ``biasbn``), else scaled to ‖θ_l‖.
     """
-    if norm not in NORMS:
-        raise ValueError(f"Expected `norm` in {NORMS}, but got {norm!r}.")
+    check_choice("norm", norm, NORMS)
     check_params(direction, params)
     if norm is None:
         return {k: v.clone() for k, v in direction.items()}
@@ -39,12 +39,18 @@ def normalize(direction: Params, params: Params, norm: str | None = "filter", ze
 
 
 def random_direction(
-    params: Params, norm: str | None = "filter", seed: int = 0, orthogonal_to: Params | None = None, zero_1d: bool = True
+    params: Params,
+    *,
+    norm: str | None = "filter",
+    seed: int = 0,
+    orthogonal_to: Params | None = None,
+    zero_1d: bool = True,
 ) -> Params:
     """Filter-normalized random direction (Li et al.): https://arxiv.org/abs/1712.09913
 
-    Draws d ~ N(0, I) (Gaussian, not loss-landscapes' uniform[0, 1]); with ``orthogonal_to`` it is first made
-    orthogonal to that direction (Gram–Schmidt), then normalized (see :func:`normalize`).
+    Draws d ~ N(0, I) (Gaussian, not loss-landscapes' uniform[0, 1]) on the CPU, so every device gets the
+    same direction; with ``orthogonal_to`` it is first made orthogonal to that direction (Gram–Schmidt),
+    then normalized (see :func:`normalize`) and placed on the parameters' device.
 
     Args:
         params (`dict[str, Tensor]`): the point θ the direction is scaled to.
@@ -53,39 +59,44 @@ def random_direction(
         orthogonal_to (`dict`, optional): the first direction, for the second one.
 
     >>> theta = {"w": torch.ones(3, 2)}
-    >>> d = random_direction(theta, "filter", seed=0)
+    >>> d = random_direction(theta, norm="filter", seed=0)
     >>> torch.allclose(d["w"].norm(dim=1), theta["w"].norm(dim=1))
     True
     """
-    if norm not in NORMS:
-        raise ValueError(f"Expected `norm` in {NORMS}, but got {norm!r}.")
+    check_choice("norm", norm, NORMS)
     flat = _gaussian(params, seed)
     if orthogonal_to is not None:
         check_params(orthogonal_to, params)
-        u = flatten({k: orthogonal_to[k] for k in params}).double()
+        u = flatten({k: orthogonal_to[k] for k in params}).cpu().double()
         if u.norm() > 0:
             u = u / u.norm()
             flat = flat - (flat @ u) * u
-    return normalize(_as_params(flat, params), params, norm, zero_1d)
+    return normalize(_as_params(flat, params), params, norm=norm, zero_1d=zero_1d)
 
 
 def _gaussian(params: Params, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
     return torch.randn(sum(v.numel() for v in params.values()), generator=gen, dtype=torch.float64)
 
 
 def _as_params(flat: torch.Tensor, params: Params) -> Params:
-    like = {k: v.double() for k, v in params.items()}
-    return {k: v.to(params[k].dtype) for k, v in unflatten(flat, like).items()}
+    return {k: v.to(params[k].device, params[k].dtype) for k, v in unflatten(flat, params).items()}
 
 
-def random_directions(params: Params, norm: str | None = "filter", seed: int = 0, zero_1d: bool = True) -> tuple[Params, Params]:
-    """Two directions ``(d1, d2)`` for a plane from seeds ``seed`` and ``seed + 1``.
+def random_directions(
+    params: Params, *, norm: str | None = "filter", seed: int = 0, zero_1d: bool = True
+) -> tuple[Params, Params]:
+    """Two directions ``(d1, d2)`` for a plane, from seeds ``seed`` and ``seed + 1`` (Li et al.): https://arxiv.org/abs/1712.09913
 
     The raw Gaussian draws are Gram–Schmidt orthogonalized *before* normalization, so the pair depends
     only on the seed and the shapes, and filter normalization keeps its rescaling invariance.
+
+    >>> d1, d2 = random_directions({"w": torch.ones(3, 2)}, norm=None, seed=0)
+    >>> abs(float((d1["w"] * d2["w"]).sum())) < 1e-6
+    True
     """
+    check_choice("norm", norm, NORMS)
     g1, g2 = _gaussian(params, seed), _gaussian(params, seed + 1)
     u = g1 / g1.norm()
     g2 = g2 - (g2 @ u) * u
-    return tuple(normalize(_as_params(g, params), params, norm, zero_1d) for g in (g1, g2))
+    return tuple(normalize(_as_params(g, params), params, norm=norm, zero_1d=zero_1d) for g in (g1, g2))

@@ -1,18 +1,22 @@
 """The functional view of a network: a dict of named parameter tensors and a closure ``loss_fn(params)``.
 
 Everything in the lab works on this pair, so a user's own loss (a notebook closure) and a zoo model go
-through the same code. :class:`ModelLoss` is the closure for an ``nn.Module``; it also exposes the model
-and batch so :func:`core.landscape.surface` can take its exact-algebra fast path.
+through the same code. :class:`ModelLoss` is the closure for an ``nn.Module``; it also exposes the batch
+and a per-thread copy of the model so :func:`core.landscape.surface` can take its exact-algebra fast path.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from core.errors import OptiscopeError, check_choice
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[Params], torch.Tensor]
@@ -20,65 +24,96 @@ BN_POLICIES = ("eval", "batch")
 
 
 def params_of(model: nn.Module) -> Params:
-    """Detached copies of the model's trainable parameters, by name.
+    """Detached copies of all the model's parameters, by name (on the model's device).
 
-    >>> sorted(params_of(torch.nn.Linear(3, 2)))
+    All, not only those with ``requires_grad``: a shared model is frozen (``requires_grad_(False)``) to be read-only.
+
+    >>> sorted(params_of(torch.nn.Linear(3, 2).requires_grad_(False)))
     ['bias', 'weight']
     """
-    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
 class ModelLoss:
-    """The closure ``params -> criterion(model(inputs; params), target)`` for a fixed batch.
+    """The closure ``params -> criterion(model(inputs; params), target)`` for a fixed batch, safe to share.
+
+    ``functional_call`` reparametrizes the module it is given in place (``swap_tensors_dict``), so two
+    threads calling one module at different points see each other's parameters: 14 of 120 losses were
+    wrong with 4 threads on one shared closure. Each thread therefore calls its own copy of the model
+    (made on its first call); the model passed in is only read, once, when it is copied.
 
     Args:
         model (`nn.Module`): any module; it is copied, never modified.
-        batch (`tuple`): ``(inputs, target)``.
-        criterion (`Callable`): ``criterion(output, target) -> scalar`` (a mean over the batch).
+        inputs (`Tensor`), target (`Tensor`): the fixed batch, on the model's device.
+        criterion (`Callable`, defaults to `F.cross_entropy`): ``criterion(output, target) -> scalar``.
         bn (`str`, defaults to `"eval"`): ``"eval"`` uses BatchNorm running statistics; ``"batch"`` uses the
             statistics of this batch and never updates the running ones.
     """
 
-    def __init__(self, model: nn.Module, batch, criterion: Callable, bn: str = "eval"):
-        if bn not in BN_POLICIES:
-            raise ValueError(f"Expected `bn` in {BN_POLICIES}, but got {bn!r}.")
-        inputs, target = batch
-        self.model = copy.deepcopy(model).eval()
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        criterion: Callable = F.cross_entropy,
+        bn: str = "eval",
+    ) -> None:
+        check_choice("bn", bn, BN_POLICIES)
+        device = next((p.device for p in model.parameters()), inputs.device)
+        if inputs.device != device or target.device != device:
+            raise OptiscopeError(
+                f"Expected `inputs` and `target` on the model's device {device}, but got {inputs.device} and {target.device}"
+            )
+        template = copy.deepcopy(model).eval().requires_grad_(False)
         if bn == "batch":
             # Without running buffers, F.batch_norm uses batch statistics even in eval mode and updates nothing.
-            for m in self.model.modules():
+            for m in template.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.track_running_stats = False
                     m.running_mean = m.running_var = m.num_batches_tracked = None
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self._template, self._local = template, threading.local()
         self.inputs, self.target, self.criterion, self.bn = inputs, target, criterion, bn
-        self.buffers = {k: v for k, v in self.model.named_buffers()}
+
+    def module(self) -> nn.Module:
+        """This thread's own copy of the model: ``functional_call`` may swap its tensors, no other thread sees it."""
+        model = getattr(self._local, "model", None)
+        if model is None:
+            model = self._local.model = copy.deepcopy(self._template)
+        return model
 
     def __call__(self, params: Params) -> torch.Tensor:
-        out = functional_call(self.model, {**self.buffers, **params}, (self.inputs,))
-        return self.criterion(out, self.target)
+        return self.criterion(functional_call(self.module(), params, (self.inputs,)), self.target)
 
 
-def loss_fn_for(model: nn.Module, batch, criterion: Callable, bn: str = "eval") -> ModelLoss:
-    """The loss closure of ``model`` on ``batch`` (see :class:`ModelLoss`).
+def loss_fn_for(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    criterion: Callable = F.cross_entropy,
+    bn: str = "eval",
+) -> ModelLoss:
+    """The loss closure of ``model`` on the batch ``(inputs, target)`` (see :class:`ModelLoss`), thread-safe.
 
     >>> model = torch.nn.Linear(3, 2)
-    >>> loss_fn = loss_fn_for(model, (torch.ones(4, 3), torch.zeros(4, dtype=torch.long)), torch.nn.functional.cross_entropy)
-    >>> bool(torch.isclose(loss_fn(params_of(model)), torch.nn.functional.cross_entropy(model(torch.ones(4, 3)), torch.zeros(4, dtype=torch.long))))
+    >>> x, y = torch.ones(4, 3), torch.zeros(4, dtype=torch.long)
+    >>> bool(torch.isclose(loss_fn_for(model, x, y)(params_of(model)), F.cross_entropy(model(x), y)))
     True
     """
-    return ModelLoss(model, batch, criterion, bn)
+    return ModelLoss(model, inputs, target, criterion=criterion, bn=bn)
 
 
 def check_params(params: Params, like: Params, what: str = "direction") -> None:
-    """Raise a ValueError unless ``params`` has exactly the names and shapes of ``like``."""
+    """Raise an OptiscopeError unless ``params`` has exactly the names and shapes of ``like``."""
+    if not isinstance(params, dict):
+        raise OptiscopeError(f"Expected the {what} as a dict of tensors, but got {type(params).__name__}")
     if set(params) != set(like):
         missing, extra = sorted(set(like) - set(params)), sorted(set(params) - set(like))
-        raise ValueError(f"The {what} does not match the parameters: missing {missing[:5]}, unexpected {extra[:5]}.")
+        raise OptiscopeError(f"The {what} does not match the parameters: missing {missing[:5]}, unexpected {extra[:5]}")
     for k, v in like.items():
         if params[k].shape != v.shape:
-            raise ValueError(f"The {what}'s `{k}` has shape {tuple(params[k].shape)}, expected {tuple(v.shape)}.")
+            raise OptiscopeError(f"The {what}'s `{k}` has shape {tuple(params[k].shape)}, expected {tuple(v.shape)}")
 
 
 def flatten(params: Params) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch.func import grad, jvp
 
+from core.errors import OptiscopeError
 from core.landscape.functional import LossFn, Params, check_params, flatten, unflatten
 
 
@@ -35,7 +36,7 @@ class HessianOperator:
 
     def __init__(self, loss_fn: LossFn, params: Params):
         if not params:
-            raise ValueError("Expected at least one parameter tensor, but got an empty dict.")
+            raise OptiscopeError("Expected at least one parameter tensor in `params`, but got an empty dict")
         self.like = {k: v.detach() for k, v in params.items()}
         self.size = sum(v.numel() for v in params.values())
         self.dtype, self.device = flatten(self.like).dtype, flatten(self.like).device
@@ -43,14 +44,19 @@ class HessianOperator:
         with torch.enable_grad():
             self.loss = loss_fn(dict(zip(params, self._leaves, strict=True)))
             if not torch.isfinite(self.loss):
-                raise ValueError(f"The loss at θ is {float(self.loss.detach())}; expected a finite number.")
+                raise OptiscopeError(f"Expected a finite loss at θ, but got {float(self.loss.detach())}")
             grads = torch.autograd.grad(self.loss, self._leaves, create_graph=True, allow_unused=True)
         self.gradient = torch.cat(
-            [(g if g is not None else torch.zeros_like(x)).reshape(-1) for g, x in zip(grads, self._leaves, strict=True)]
+            [
+                (g if g is not None else torch.zeros_like(x)).reshape(-1)
+                for g, x in zip(grads, self._leaves, strict=True)
+            ]
         )
         self.num_hvps = 0
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """H·v on the operator's device and dtype (``v`` is moved there first)."""
+        v = v.to(device=self.device, dtype=self.dtype)
         batched = v.dim() == 2
         self.num_hvps += v.shape[0] if batched else 1
         if not self.gradient.requires_grad:  # the loss is linear in θ
@@ -60,7 +66,12 @@ class HessianOperator:
             return torch.stack([self.matvec(row) for row in v])
         try:
             out = torch.autograd.grad(
-                self.gradient, self._leaves, grad_outputs=v, retain_graph=True, allow_unused=True, is_grads_batched=batched
+                self.gradient,
+                self._leaves,
+                grad_outputs=v,
+                retain_graph=True,
+                allow_unused=True,
+                is_grads_batched=batched,
             )
         except RuntimeError:
             if not batched:
@@ -70,7 +81,7 @@ class HessianOperator:
         shape = (v.shape[0], -1) if batched else (-1,)
         return torch.cat(
             [
-                (h if h is not None else torch.zeros(v.shape[:1] + x.shape if batched else x.shape, dtype=x.dtype)).reshape(shape)
+                (h if h is not None else x.new_zeros(v.shape[:1] + x.shape if batched else x.shape)).reshape(shape)
                 for h, x in zip(out, self._leaves, strict=True)
             ],
             dim=-1,

@@ -14,7 +14,6 @@ and θ is never written to. Three engines, fastest first:
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,14 +23,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from core.landscape.functional import LossFn, ModelLoss, Params, check_params
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.landscape.functional import LossFn, ModelLoss, Params, check_params, num_params
 
 MAX_N = 201
+# Loss evaluations × parameters one surface may cost: the digits MLP up to n = 101 (~5 s on one CPU
+# thread), the 98k-parameter shapes CNN up to n = 21 (its convolutions cost ~40 ms a point here).
+MAX_GRID_WORK = 5e7
+ENGINES = ("affine", "vmap", "loop")
 _CHUNK_ELEMENTS = 2**20  # activations per chunk of grid points (4 MB in float32: stays in cache)
 
 
 @dataclass(frozen=True)
 class Surface:
+    """The loss on a line or plane through θ (:func:`surface`); one state of :func:`refine`."""
+
     a: torch.Tensor  # (n,) coordinates along d1
     b: torch.Tensor | None  # (n,) along d2, None for a 1-D slice
     loss: torch.Tensor  # (n, n) with first index a, or (n,)
@@ -49,7 +55,7 @@ def _points(params: Params, d1: Params, d2: Params | None, a: torch.Tensor, b: t
 
 
 def _loop(loss_fn, params, d1, d2, a, b) -> torch.Tensor:
-    out = torch.empty(len(a), dtype=a.dtype)
+    out = a.new_empty(len(a))
     for i in range(len(a)):
         point = _points(params, d1, d2, a[i : i + 1], b[i : i + 1], params)
         out[i] = loss_fn({k: v[0] for k, v in point.items()})
@@ -57,7 +63,12 @@ def _loop(loss_fn, params, d1, d2, a, b) -> torch.Tensor:
 
 
 def _vmap(loss_fn, params, d1, d2, a, b, chunk: int) -> torch.Tensor:
-    return torch.cat([vmap(loss_fn)(_points(params, d1, d2, a[i : i + chunk], b[i : i + chunk], params)) for i in range(0, len(a), chunk)])
+    return torch.cat(
+        [
+            vmap(loss_fn)(_points(params, d1, d2, a[i : i + chunk], b[i : i + chunk], params))
+            for i in range(0, len(a), chunk)
+        ]
+    )
 
 
 def _affine_split(model: nn.Module):
@@ -74,7 +85,7 @@ def _affine_split(model: nn.Module):
 
 
 def _affine(loss: ModelLoss, params, d1, d2, a, b) -> torch.Tensor:
-    prefix, name, layer, rest = _affine_split(loss.model)
+    prefix, name, layer, rest = _affine_split(loss.module())  # this thread's copy: functional_call swaps on it
 
     def first(x, w, bias):
         return F.linear(x, w, bias) if isinstance(layer, nn.Linear) else layer._conv_forward(x, w, bias)
@@ -86,11 +97,10 @@ def _affine(loss: ModelLoss, params, d1, d2, a, b) -> torch.Tensor:
     z1 = first(x0, d1[wk], bias(d1))
     z2 = first(x0, d2[wk], bias(d2)) if d2 is not None else None
     names = [k for k, _ in rest.named_parameters() if k in params]
-    buffers = {k: loss.buffers[k] for k, _ in rest.named_buffers()}
     target, criterion = loss.target, loss.criterion
 
     def tail(p, z):
-        return criterion(functional_call(rest, {**buffers, **p}, (z,)), target)
+        return criterion(functional_call(rest, p, (z,)), target)
 
     # Z(a, b) = [1, a, b] · [Z0; Z1; Z2]: one small GEMM per chunk writes each pre-activation once.
     basis = torch.stack([z0, z1] + ([z2] if z2 is not None else [])).flatten(1)  # (2 or 3, N·features)
@@ -135,50 +145,87 @@ def _mlp_tail(rest: nn.Sequential, points: Params, z: torch.Tensor, criterion, t
 
 
 def surface(
-    loss_fn: LossFn, params: Params, d1: Params, d2: Params | None = None, extent: float = 1.0, n: int = 41, engine: str | None = None
+    loss_fn: LossFn,
+    params: Params,
+    directions: tuple[Params, ...],
+    *,
+    extent: float = 1.0,
+    n: int = 41,
+    engine: str | None = None,
 ) -> Surface:
     """Loss surface on an exact symmetric grid (Li et al.): https://arxiv.org/abs/1712.09913
 
     Args:
         loss_fn (`Callable`): ``loss_fn(params) -> scalar``; a :class:`ModelLoss` takes the ``affine`` engine.
         params (`dict[str, Tensor]`): the centre θ (left bitwise unchanged).
-        d1, d2 (`dict`): directions shaped like ``params``; ``d2=None`` gives a 1-D slice.
+        directions (`tuple`): ``(d1, d2)`` for a plane or ``(d1,)`` for a 1-D slice, shaped like ``params``.
         extent (`float`, defaults to `1.0`): a, b ∈ linspace(−extent, extent, n).
-        n (`int`, defaults to `41`): odd, 3 ≤ n ≤ 201, so θ itself is the centre point.
+        n (`int`, defaults to `41`): odd, 3 ≤ n ≤ 201, so θ itself is the centre point. Budget: grid points ×
+            parameters ≤ 5·10⁷ (the digits MLP up to n = 101, the shapes CNN up to n = 21).
         engine (`str`, optional): force ``"affine"``, ``"vmap"`` or ``"loop"``; default: the fastest that applies.
 
     Shapes:
-        loss: (n, n), ``loss[i, j] = L(θ + a_i d1 + b_j d2)``; (n,) for a 1-D slice.
+        loss: (n, n), ``loss[i, j] = L(θ + a_i d1 + b_j d2)``; (n,) for a 1-D slice; on θ's device.
 
     >>> f = lambda p: 0.5 * (p["x"] ** 2).sum()
-    >>> s = surface(f, {"x": torch.zeros(2, dtype=torch.float64)}, {"x": torch.tensor([1.0, 0.0], dtype=torch.float64)}, n=3)
+    >>> s = surface(f, {"x": torch.zeros(2, dtype=torch.float64)}, ({"x": torch.tensor([1.0, 0.0], dtype=torch.float64)},), n=3)
     >>> s.loss.tolist()
     [0.5, 0.0, 0.5]
     """
-    if not (isinstance(extent, (int, float)) and math.isfinite(extent) and extent > 0):
-        raise ValueError(f"Expected `extent` > 0 and finite, but got {extent}.")
-    if not (isinstance(n, int) and 3 <= n <= MAX_N and n % 2 == 1):
-        raise ValueError(f"Expected `n` odd between 3 and {MAX_N} (at most a {MAX_N}×{MAX_N} grid), but got {n}.")
-    check_params(d1, params, "first direction")
-    if d2 is not None:
-        check_params(d2, params, "second direction")
+    d1, d2 = _check(loss_fn, params, directions, extent, n, engine)
+    return _surface(loss_fn, params, d1, d2, extent, n, engine)
+
+
+def _check(loss_fn: LossFn, params: Params, directions, extent: float, n: int, engine: str | None):
+    """Validate a surface's arguments and its budget; returns ``(d1, d2 or None)``."""
+    check_positive("extent", extent)
+    check_int("n", n, 3, MAX_N)
+    if n % 2 == 0:
+        raise OptiscopeError(f"Expected `n` to be odd (θ is the centre point), but got {n}")
+    if engine is not None:
+        check_choice("engine", engine, ENGINES)
+    if not isinstance(directions, (tuple, list)) or len(directions) not in (1, 2):
+        raise OptiscopeError(f"Expected `directions` as (d1,) or (d1, d2), but got {type(directions).__name__}")
+    for direction, what in zip(directions, ("first direction", "second direction"), strict=False):
+        check_params(direction, params, what)
+    if not params:
+        raise OptiscopeError("Expected at least one parameter tensor in `params`, but got an empty dict")
+    points = n * n if len(directions) == 2 else n
+    size = num_params(params)
+    largest = _largest_n(size, len(directions))
+    hint = f"For this model ({size:,} parameters) use a resolution n ≤ {largest}." if largest else ""
+    check_budget("grid points × parameters", points * size, MAX_GRID_WORK, hint=hint)
+    return directions[0], directions[1] if len(directions) == 2 else None
+
+
+def _largest_n(size: int, dims: int) -> int:
+    """The largest odd n ≥ 3 within the grid budget for ``size`` parameters (0 if none)."""
+    n = int((MAX_GRID_WORK / size) ** (1 / dims))
+    n = min(n - (n % 2 == 0), MAX_N)
+    return n if n >= 3 else 0
+
+
+def _engines(loss_fn: LossFn, like: torch.Tensor, engine: str | None) -> list[str]:
+    engines = ["affine"] if isinstance(loss_fn, ModelLoss) and _affine_split(loss_fn.module()) else []
+    engines += ["vmap", "loop"]
+    if engine is not None:
+        if engine not in engines:
+            raise OptiscopeError(f"Expected an `engine` that applies to this loss ({engines}), but got {engine!r}")
+        return [engine]
+    if like.device.type == "cpu":
+        engines.remove("vmap")  # on a CPU, vmapped (grouped) convolutions ran 2.8× slower than a plain loop
+    return engines
+
+
+def _surface(loss_fn: LossFn, params: Params, d1: Params, d2: Params | None, extent: float, n: int, engine) -> Surface:
     like = next(iter(params.values()))
-    coords = torch.linspace(-extent, extent, n, dtype=torch.float64).to(like.dtype)
+    coords = torch.linspace(-extent, extent, n, dtype=torch.float64).to(like.device, like.dtype)
     coords[n // 2] = 0.0  # exactly θ at the centre
     if d2 is None:
         a, b = coords, torch.zeros_like(coords)
     else:
         a, b = coords.repeat_interleave(n), coords.repeat(n)  # first index a
-    engines = ["affine"] if isinstance(loss_fn, ModelLoss) and _affine_split(loss_fn.model) else []
-    engines += ["vmap", "loop"]
-    if engine is not None:
-        if engine not in ("affine", "vmap", "loop"):
-            raise ValueError(f"Expected `engine` in ('affine', 'vmap', 'loop'), but got {engine!r}.")
-        if engine not in engines:
-            raise ValueError(f"The `{engine}` engine does not apply to this loss (available: {engines}).")
-        engines = [engine]
-    elif like.device.type == "cpu":
-        engines.remove("vmap")  # on a CPU, vmapped (grouped) convolutions ran 2.8× slower than a plain loop
+    engines = _engines(loss_fn, like, engine)
     with torch.no_grad():
         for name in engines:
             try:
@@ -195,17 +242,44 @@ def surface(
     bad = ~torch.isfinite(loss)
     if bad.any():
         i = int(bad.nonzero()[0])
-        raise ValueError(
+        raise OptiscopeError(
             f"The loss is NaN or infinite at {int(bad.sum())} of {len(loss)} grid points (first at a={float(a[i]):.3g}, "
-            f"b={float(b[i]):.3g}); reduce `extent` or check the model."
+            f"b={float(b[i]):.3g}); reduce `extent` or check the model"
         )
-    return Surface(coords, None if d2 is None else coords, loss.reshape(n, n) if d2 is not None else loss, float(extent), name)
+    return Surface(
+        coords, None if d2 is None else coords, loss.reshape(n, n) if d2 is not None else loss, float(extent), name
+    )
 
 
 def refine(
-    loss_fn: LossFn, params: Params, d1: Params, d2: Params | None = None, extent: float = 1.0, n: int = 41, coarse: int = 11
+    loss_fn: LossFn,
+    params: Params,
+    directions: tuple[Params, ...],
+    *,
+    extent: float = 1.0,
+    n: int = 41,
+    coarse: int = 11,
 ) -> Iterator[Surface]:
-    """Yields a coarse surface first (``coarse`` points a side), then the one at full resolution ``n``."""
-    if coarse < n:
-        yield surface(loss_fn, params, d1, d2, extent, coarse)
-    yield surface(loss_fn, params, d1, d2, extent, n)
+    """Coarse to fine (Li et al.): https://arxiv.org/abs/1712.09913 — a ``coarse`` surface first, then resolution ``n``.
+
+    Validated when called (both resolutions and the budget); each surface is computed at its ``next``.
+    One surface when ``n <= coarse``. Arguments as in :func:`surface`.
+
+    >>> f = lambda p: (p["x"] ** 2).sum()
+    >>> [len(s.loss) for s in refine(f, {"x": torch.zeros(1)}, ({"x": torch.ones(1)},), n=7, coarse=3)]
+    [3, 7]
+    """
+    d1, d2 = _check(loss_fn, params, directions, extent, n, None)
+    return (_surface(loss_fn, params, d1, d2, extent, size, None) for size in refine_sizes(n, coarse=coarse))
+
+
+def refine_sizes(n: int, *, coarse: int = 11) -> tuple[int, ...]:
+    """The resolutions :func:`refine` computes, coarse first (for a caller that caches each surface by resolution).
+
+    >>> refine_sizes(41), refine_sizes(7)
+    ((11, 41), (7,))
+    """
+    n = check_int("n", n, 3, MAX_N)
+    if check_int("coarse", coarse, 3, MAX_N) % 2 == 0:
+        raise OptiscopeError(f"Expected `coarse` to be odd (θ is the centre point), but got {coarse}")
+    return (coarse, n) if coarse < n else (n,)

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import OptiscopeError
 from core.landscape.functional import Params, check_params, flatten
 
 
-def project(path: list[Params], center: Params, d1: Params, d2: Params) -> torch.Tensor:
+def project(path: list[Params], center: Params, directions: tuple[Params, Params]) -> torch.Tensor:
     """Plane coordinates (a, b) of each θ_t, least squares on span(d1, d2) (Li et al.): https://arxiv.org/abs/1712.09913
 
     Solves (DᵀD)·c = Dᵀ(θ_t − θ) with D = [d1 d2], so it is exact for points in the plane even when d1, d2
     are not orthogonal (filter normalization breaks Gram–Schmidt's orthogonality).
 
     Shapes:
-        returns (T, 2).
+        returns (T, 2), float64 on θ's device.
 
     >>> c = {"x": torch.zeros(2)}
-    >>> project([{"x": torch.tensor([2.0, 3.0])}], c, {"x": torch.tensor([1.0, 0.0])}, {"x": torch.tensor([1.0, 1.0])}).tolist()
+    >>> project([{"x": torch.tensor([2.0, 3.0])}], c, ({"x": torch.tensor([1.0, 0.0])}, {"x": torch.tensor([1.0, 1.0])})).tolist()
     [[-1.0, 3.0]]
     """
     if not path:
-        raise ValueError("Expected a non-empty path.")
+        raise OptiscopeError("Expected a non-empty `path`, but got none")
+    if not isinstance(directions, (tuple, list)) or len(directions) != 2:
+        raise OptiscopeError(f"Expected `directions` as (d1, d2), but got {type(directions).__name__}")
+    d1, d2 = directions
     for p in path:
         check_params(p, center, "path point")
     basis = torch.stack([flatten({k: d1[k] for k in center}), flatten({k: d2[k] for k in center})]).double().T  # (P, 2)
-    deltas = torch.stack([flatten({k: p[k] for k in center}) - flatten(center) for p in path]).double().T  # (P, T)
+    origin = flatten(center)
+    deltas = (
+        torch.stack([flatten({k: p[k] for k in center}).to(origin.device) - origin for p in path]).double().T
+    )  # (P, T)
     gram = basis.T @ basis
     if torch.linalg.matrix_rank(gram) < 2:
-        raise ValueError("The two directions are parallel (or zero); cannot project onto their plane.")
+        raise OptiscopeError("Expected two independent `directions`, but they are parallel (or zero)")
     return torch.linalg.solve(gram, basis.T @ deltas).T
