@@ -1,41 +1,29 @@
-"""Transformers as Support Vector Machines (Att-SVM): https://arxiv.org/abs/2308.16898."""
+"""Transformers as Support Vector Machines (Att-SVM): https://arxiv.org/abs/2308.16898
 
-from .analysis import Run, run, solve_both
-from .problem import EXAMPLES, Problem, from_arrays, make_problem, single_input_example
-from .svm import (
-    NORMS,
-    correlation,
-    is_locally_optimal,
-    margins,
-    normalized_margin,
-    optimal_tokens,
-    rank,
-    selection_kind,
-    solve_svm,
-)
-from .train import EPS, PARAMS, TrainState, train, train_batch
+Gradient descent on one softmax-attention layer selects one token per sequence, and the direction of its
+weights converges to a max-margin SVM: Frobenius for W, nuclear norm for (K, Q). ``run`` is the GD process,
+``analyze`` records a run against the SVMs, ``solve_svm`` solves them (CLARABEL).
+"""
+
+from core.attention_svm.analysis import Run, analyze, log10_gap, plane_geometry
+from core.attention_svm.problem import Problem, from_arrays, make_problem, single_input_example
+from core.attention_svm.svm import SVMCache, correlation, selection_kind, solve_svm, spectrum
+from core.attention_svm.train import PARAMS, run
 
 __all__ = [
-    "EPS",
-    "EXAMPLES",
-    "NORMS",
     "PARAMS",
     "Problem",
     "Run",
-    "TrainState",
+    "SVMCache",
+    "analyze",
     "correlation",
     "from_arrays",
-    "is_locally_optimal",
+    "log10_gap",
     "make_problem",
-    "margins",
-    "normalized_margin",
-    "optimal_tokens",
-    "rank",
+    "plane_geometry",
     "run",
     "selection_kind",
     "single_input_example",
-    "solve_both",
     "solve_svm",
-    "train",
-    "train_batch",
+    "spectrum",
 ]

@@ -1,39 +1,77 @@
-"""Curves that compare a GD trajectory with the Att-SVM solutions, vectorised over steps."""
+"""A recorded GD trajectory compared with the Att-SVM solutions: curves, token-plane geometry, spectra."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .problem import Problem
-from .svm import constraint_matrix, selection_kind, solve_svm
-from .train import train
+from core.attention_svm.problem import Problem
+from core.attention_svm.svm import SVMCache, constraint_matrix, rank, solve_both
+from core.attention_svm.train import TrainState
+from core.errors import OptiscopeError, check_budget, check_int
+
+RECORD_BUDGET = 25_000_000  # float64 values a Run holds, (steps + 1)·(d² + n·T): 200 MB
 
 
 @dataclass(frozen=True)
 class Run:
-    """A whole trajectory of `train`, with the SVM solutions for the tokens GD selected at the end.
+    """A whole trajectory of `run`, with the SVM solutions for the tokens GD selected at the end.
 
-    Shapes (K = steps + 1):
-        W: (K, d, d); probs: (K, n, T); loss, grad_norm, norm: (K,); selected: (n,);
-        corr_fro, corr_nuc, margin: (K,) (NaN-free; None when the SVM is infeasible);
-        svm_fro, svm_nuc: (d, d) or None; kind: "global" | "local" | "not optimal" | "infeasible".
+    Host (numpy) arrays, for plotting. Shapes (K = steps + 1):
+        W: (K, d, d); probs: (K, n, T); loss, grad_norm, norm: (K,); selected, optimal: (n,);
+        corr_fro, corr_nuc, margin: (K,) (None when the SVM is infeasible); svm_fro, svm_nuc: (d, d) or None;
+        kind: "global" | "local" | "not optimal" | "infeasible"; global_feasible: whether any W separates the
+        globally optimal tokens.
     """
 
+    param: str
     W: np.ndarray
     probs: np.ndarray
     loss: np.ndarray
     grad_norm: np.ndarray
     norm: np.ndarray
     selected: np.ndarray
+    optimal: np.ndarray
     svm_fro: np.ndarray | None
     svm_nuc: np.ndarray | None
     corr_fro: np.ndarray | None
     corr_nuc: np.ndarray | None
     margin: np.ndarray | None
     kind: str
+    global_feasible: bool
+
+    @property
+    def corr_own(self) -> np.ndarray | None:
+        """Correlation with the SVM of this parameterization (Frobenius for "w", nuclear for "kq")."""
+        return self.corr_fro if self.param == "w" else self.corr_nuc
+
+    @property
+    def corr_other(self) -> np.ndarray | None:
+        """Correlation with the other parameterization's SVM (the mismatched bias)."""
+        return self.corr_nuc if self.param == "w" else self.corr_fro
+
+    @property
+    def svm_own(self) -> np.ndarray | None:
+        return self.svm_fro if self.param == "w" else self.svm_nuc
+
+    @property
+    def n_global(self) -> int:
+        """How many sequences GD ends on their globally optimal token."""
+        return int((self.selected == self.optimal).sum())
+
+    @property
+    def ranks(self) -> dict[str, int | None]:
+        """Numerical ranks of both SVM solutions (rtol 1e-4)."""
+        return {norm: None if S is None else rank(S) for norm, S in (("fro", self.svm_fro), ("nuc", self.svm_nuc))}
+
+    def frame_steps(self, count: int = 60) -> list[int]:
+        """About `count` steps for a replay, spaced geometrically (GD moves fastest early), first and last included."""
+        last = len(self.norm) - 1
+        inner = np.geomspace(1, last, count).astype(int).tolist() if last > 1 else []
+        return sorted({0, last, *inner})
 
 
 def _corr_curve(Ws: np.ndarray, S: np.ndarray | None) -> np.ndarray | None:
@@ -44,48 +82,134 @@ def _corr_curve(Ws: np.ndarray, S: np.ndarray | None) -> np.ndarray | None:
     return flat @ S.reshape(-1) / np.where(nrm > 0, nrm, 1.0) / np.linalg.norm(S)
 
 
-def run(problem: Problem, param: str = "W", steps: int = 2000, lr: float = 0.1, normalized: bool = True,
-        seed: int = 0, conventions: bool = True, svm_cache: dict | None = None) -> Run:
-    """Transformers as SVMs (Att-SVM): https://arxiv.org/abs/2308.16898 — train, then compare with W^mm.
+def _record(problem: Problem, states: Iterable[TrainState]) -> list[TrainState]:
+    """The states, each checked against the problem, refused past RECORD_BUDGET before it is held."""
+    shape = ((problem.d, problem.d), (problem.n, problem.T))
+    kept = []
+    for state in states:
+        if not isinstance(state, TrainState) or (tuple(state.W.shape), tuple(state.probs.shape)) != shape:
+            raise OptiscopeError(f"Expected the states of `run` on this one problem (W {shape[0]}), but got {state!r}")
+        kept.append(state)
+        check_budget("float64 values held (steps + 1)·(d² + n·T)", len(kept) * sum(map(np.prod, shape)), RECORD_BUDGET)
+    if not kept:
+        raise OptiscopeError("Expected at least one state, but `states` was empty")
+    return kept
+
+
+def analyze(problem: Problem, states: Iterable[TrainState], *, cache: SVMCache | None = None) -> Run:
+    """Transformers as SVMs (Att-SVM): https://arxiv.org/abs/2308.16898 — a trajectory against W^mm.
 
     The SVMs are solved for argmax of the final softmax (the tokens GD picked, as the convergence notebooks
-    do); `svm_cache` (a dict keyed on the selected set) skips re-solving a set seen before.
+    do). `cache` (an `SVMCache`, shareable between threads) skips re-solving a selection seen before.
+
+    Args:
+        problem (`Problem`): the problem `states` were trained on.
+        states (iterable of `TrainState`): e.g. ``run(problem, ...)``, unbatched.
+        cache (`SVMCache`, optional).
 
     >>> from core.attention_svm.problem import make_problem
-    >>> r = run(make_problem(3, 4, 3, seed=0), steps=50)
+    >>> from core.attention_svm.train import run
+    >>> p = make_problem(n=3, T=4, d=3, seed=0)
+    >>> r = analyze(p, run(p, steps=50))
     >>> r.W.shape, r.kind in ("global", "local", "not optimal", "infeasible")
     ((51, 3, 3), True)
     """
-    states = list(train(problem, param=param, steps=steps, lr=lr, normalized=normalized, seed=seed,
-                        conventions=conventions))
-    Ws = torch.stack([s.W for s in states]).numpy()
-    probs = torch.stack([s.probs for s in states]).numpy()
-    selected = probs[-1].argmax(-1)
-    svms = solve_both(problem, selected, svm_cache)
-    fro, nuc = svms["fro"], svms["nuc"]
-    margin = None
-    if fro is not None:
-        A = constraint_matrix(problem, selected)
-        nrm = np.linalg.norm(Ws.reshape(len(Ws), -1), axis=1)
-        margin = (Ws.reshape(len(Ws), -1) @ A.T).min(1) / np.where(nrm > 0, nrm, 1.0)
-    return Run(W=Ws, probs=probs, loss=np.array([float(s.loss) for s in states]),
-               grad_norm=np.array([float(s.grad_norm) for s in states]),
-               norm=np.linalg.norm(Ws.reshape(len(Ws), -1), axis=1), selected=selected, svm_fro=fro, svm_nuc=nuc,
-               corr_fro=_corr_curve(Ws, fro), corr_nuc=_corr_curve(Ws, nuc), margin=margin, kind=svms["kind"])
+    if not isinstance(problem, Problem):
+        raise OptiscopeError(f"Expected a `problem`, but got {type(problem).__name__}")
+    kept = _record(problem, states)
+    Ws = torch.stack([s.W for s in kept]).cpu().numpy()
+    probs = torch.stack([s.probs for s in kept]).cpu().numpy()
+    loss, grad_norm = (torch.stack([getattr(s, name) for s in kept]).cpu().numpy() for name in ("loss", "grad_norm"))
+    selected, optimal = probs[-1].argmax(-1), problem.optimal.cpu().numpy()
+    solve = cache.solve if cache is not None else solve_both
+    svm = solve(problem, selected)
+    global_svm = svm if np.array_equal(selected, optimal) else solve(problem, optimal)
+    norm = np.linalg.norm(Ws.reshape(len(Ws), -1), axis=1)
+    return Run(
+        param="w" if kept[0].K is None else "kq",
+        W=Ws,
+        probs=probs,
+        loss=loss,
+        grad_norm=grad_norm,
+        norm=norm,
+        selected=selected,
+        optimal=optimal,
+        svm_fro=svm.fro,
+        svm_nuc=svm.nuc,
+        corr_fro=_corr_curve(Ws, svm.fro),
+        corr_nuc=_corr_curve(Ws, svm.nuc),
+        margin=None if svm.fro is None else _margin_curve(problem, Ws, selected),
+        kind=svm.kind,
+        global_feasible=global_svm.fro is not None,
+    )
 
 
-def solve_both(problem: Problem, selected, cache: dict | None = None) -> dict:
-    """Both SVMs and the selection's kind, memoised in `cache` under the selected set (a tuple of ints)."""
-    key = tuple(int(t) for t in np.asarray(selected).reshape(-1))
-    if cache is not None and key in cache:
-        return cache[key]
-    fro = solve_svm(problem, key, "fro")
-    nuc = None if fro is None else solve_svm(problem, key, "nuc")
-    out = {"fro": None if fro is None else fro.numpy(), "nuc": None if nuc is None else nuc.numpy(),
-           "kind": selection_kind(problem, key, solution=fro) if fro is not None else "infeasible"}
-    if cache is not None:
-        cache[key] = out
-    return out
+def _margin_curve(problem: Problem, Ws: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """min_(i, t≠α_i) (x_iα − x_it)ᵀ W(k) z_i / ‖W(k)‖_F along the path."""
+    A = constraint_matrix(problem, selected)
+    flat = Ws.reshape(len(Ws), -1)
+    nrm = np.linalg.norm(flat, axis=1)
+    return (flat @ A.T).min(1) / np.where(nrm > 0, nrm, 1.0)
 
 
+def log10_gap(corr: np.ndarray | None) -> np.ndarray | None:
+    """log10(1 − corr), floored at 1e-16 (float64 cannot resolve corr closer to 1); None stays None.
 
+    >>> log10_gap(np.array([0.9, 1.0])).round(6).tolist()
+    [-1.0, -16.0]
+    """
+    return None if corr is None else np.log10(np.clip(1 - np.asarray(corr), 1e-16, None))
+
+
+@dataclass(frozen=True)
+class Plane:
+    """What the d = 2 token plane of one sequence i draws.
+
+    Shapes (F frames): tokens: (T, 2); scores: (T,) γ_it; rays: (F, 2) unit directions of W(k) z_i
+    (zero where W(k) z_i = 0); svm_ray: (2,) unit direction of W^mm z_i; boundary, margin_line: (2, 2)
+    segment end points of x ᵀp = x_αᵀp and x ᵀp = x_αᵀp − 1 with p = W^mm z_i (None when infeasible).
+    """
+
+    tokens: np.ndarray
+    scores: np.ndarray
+    optimal: int
+    selected: int
+    rays: np.ndarray
+    svm_ray: np.ndarray | None
+    boundary: np.ndarray | None
+    margin_line: np.ndarray | None
+
+
+def plane_geometry(
+    problem: Problem, run: Run, *, sequence: int = 0, frames: Sequence[int] = (-1,), extent: float = 3.0
+) -> Plane:
+    """The token plane of sequence `sequence` (d = 2): tokens, W(k) z_i at `frames`, the SVM ray and margin lines.
+
+    Args:
+        problem (`Problem`): with d = 2. run (`Run`): from `analyze` on it.
+        sequence (`int`, defaults to `0`): i. frames (steps, defaults to the last): where to take W(k) z_i.
+        extent (`float`, defaults to `3.0`): half-length of the drawn line segments.
+
+    >>> from core.attention_svm.problem import single_input_example
+    >>> from core.attention_svm.train import run as train
+    >>> p = single_input_example()
+    >>> plane = plane_geometry(p, analyze(p, train(p, steps=200)))
+    >>> plane.selected, plane.svm_ray.round(4).tolist()
+    (0, [-0.0995, 0.995])
+    """
+    if problem.d != 2:
+        raise OptiscopeError(f"Expected a problem with d = 2 for the token plane, but got d = {problem.d}")
+    i = check_int("sequence", sequence, 0, problem.n - 1)
+    X, z = problem.X[i].cpu().numpy(), problem.z[i].cpu().numpy()
+    a = int(run.selected[i])
+    rays = run.W[list(frames)] @ z  # (F, 2)
+    length = np.linalg.norm(rays, axis=1, keepdims=True)
+    plane = {"tokens": X, "scores": problem.scores[i].cpu().numpy(), "optimal": int(run.optimal[i]), "selected": a}
+    plane["rays"] = rays / np.where(length > 0, length, 1.0)
+    if run.svm_fro is None:
+        return Plane(**plane, svm_ray=None, boundary=None, margin_line=None)
+    p = run.svm_fro @ z
+    u = p / np.linalg.norm(p)
+    along = extent * np.array([[u[1], -u[0]], [-u[1], u[0]]])  # ± extent along the line's direction
+    foot = u * (X[a] @ p) / np.linalg.norm(p)  # the point of {x: xᵀp = x_αᵀp} closest to 0
+    return Plane(**plane, svm_ray=u, boundary=foot + along, margin_line=foot - u / np.linalg.norm(p) + along)

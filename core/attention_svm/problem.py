@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.errors import OptiscopeError, check_budget, check_int
+
 DTYPE = torch.float64
+TOKEN_BUDGET = 10**7  # n·T·d entries of X: 80 MB in float64
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One attention-SVM problem, all tensors float64.
+    """One attention-SVM problem, all tensors float64 on one device.
 
     Shapes:
         X: (n, T, d) key tokens x_it; z: (n, d) queries; y: (n,) labels ±1;
@@ -44,38 +47,56 @@ class Problem:
 
     @property
     def scores(self) -> torch.Tensor:
-        """Token scores γ_it = y_i h_it, shape (n, T); the global optimum of sequence i is argmax_t γ_it."""
+        """Token scores γ_it = y_i h_it, shape (n, T)."""
         return self.y[:, None] * self.values
 
+    @property
+    def optimal(self) -> torch.Tensor:
+        """Globally optimal tokens opt_i = argmax_t γ_it (`best_ids` in the authors' code), shape (n,)."""
+        return self.scores.argmax(-1)
 
-def _check_sizes(n: int, T: int, d: int) -> None:
-    if int(n) < 1:
-        raise ValueError(f"Expected `n` (sequences) >= 1, but got {n}")
-    if int(T) < 2:
-        raise ValueError(f"Expected `T` (tokens per sequence) >= 2, since attention must choose between tokens, but got {T}")
-    if int(d) < 1:
-        raise ValueError(f"Expected `d` (embedding dimension) >= 1, but got {d}")
+    def to(self, device: torch.device | str | None) -> Problem:
+        """This problem with every tensor on ``device`` (None: where it is)."""
+        if device is None:
+            return self
+        try:
+            device = torch.device(device)
+            tensors = (None if t is None else t.to(device) for t in (self.X, self.z, self.y, self.v, self.values))
+            return Problem(*tensors)
+        except (RuntimeError, TypeError, AssertionError) as e:  # unknown name, or no such accelerator here
+            raise OptiscopeError(f"Expected an available `device`, but got {device!r}") from e
 
 
-def make_problem(n: int = 6, T: int = 8, d: int = 10, seed: int = 0) -> Problem:
+def _check_sizes(n: int, T: int, d: int) -> tuple[int, int, int]:
+    n, d = check_int("n", n, 1), check_int("d", d, 1)
+    T = check_int("T", T, 2)  # attention must choose between tokens
+    check_budget("tokens n·T·d", n * T * d, TOKEN_BUDGET)
+    return n, T, d
+
+
+def make_problem(
+    *, n: int = 6, T: int = 8, d: int = 10, seed: int = 0, device: torch.device | str | None = None
+) -> Problem:
     """Transformers as SVMs (Att-SVM): https://arxiv.org/abs/2308.16898 — the data of its `local_converge` run.
 
     v ~ N(0, I) normalized, y = ±1 with equal odds, tokens and queries uniform on the unit sphere; drawn in the
-    authors' order from a seeded ``torch.Generator`` (float32, then float64), so seed k is the notebook's run k.
+    authors' order from a seeded CPU ``torch.Generator`` (float32, then float64), so seed k is the notebook's
+    run k on every device.
 
     Args:
         n (`int`, defaults to `6`): sequences. T (`int`, defaults to `8`): tokens per sequence (>= 2).
         d (`int`, defaults to `10`): embedding dimension. seed (`int`, defaults to `0`).
+        device (`torch.device`, optional): where the tensors live; defaults to the CPU.
 
     Shapes:
         X: (n, T, d), z: (n, d), y: (n,), v: (d,).
 
-    >>> p = make_problem(6, 8, 10, seed=0)
+    >>> p = make_problem(n=6, T=8, d=10, seed=0)
     >>> tuple(p.X.shape), tuple(p.z.shape), round(float(p.X[0, 0].norm()), 6)
     ((6, 8, 10), (6, 10), 1.0)
     """
-    _check_sizes(n, T, d)
-    g = torch.Generator().manual_seed(int(seed))
+    n, T, d = _check_sizes(n, T, d)
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
     v = torch.randn(d, generator=g)
     v /= torch.norm(v)
     y = 2 * torch.ones(n) * (torch.randn(n, generator=g) > 0) - 1
@@ -84,23 +105,29 @@ def make_problem(n: int = 6, T: int = 8, d: int = 10, seed: int = 0) -> Problem:
     z = torch.randn((n, d), generator=g)
     z /= torch.norm(z, dim=-1, keepdim=True)
     X, z, y, v = X.to(DTYPE), z.to(DTYPE), y.to(DTYPE), v.to(DTYPE)
-    return Problem(X=X, z=z, y=y, v=v, values=X @ v)
+    return Problem(X=X, z=z, y=y, v=v, values=X @ v).to(device)
 
 
 def _as_tensor(name: str, a, ndim: int) -> torch.Tensor:
     try:
         t = torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=DTYPE)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"Expected `{name}` to be a numeric array, but got {type(a).__name__}") from e
+        raise OptiscopeError(f"Expected `{name}` to be a numeric array, but got {type(a).__name__}") from e
     if t.ndim != ndim:
-        raise ValueError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(t.shape)}")
+        raise OptiscopeError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
-        raise ValueError(f"Expected `{name}` to be finite, but it holds NaN or inf")
+        raise OptiscopeError(f"Expected `{name}` to be finite, but it holds NaN or inf")
     return t.clone()
 
 
-def from_arrays(X, z, y, v=None, values=None) -> Problem:
-    """A problem from given arrays (numpy, lists or tensors); pass `v` or the head outputs `values`.
+def _check_shape(name: str, t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    if tuple(t.shape) != shape:
+        raise OptiscopeError(f"Expected `{name}` of shape {shape}, but got {tuple(t.shape)}")
+    return t
+
+
+def from_arrays(X, z, y, *, v=None, values=None) -> Problem:
+    """A problem from given arrays (numpy, lists or tensors, copied to the CPU); pass `v` or the head outputs `values`.
 
     Shapes:
         X: (n, T, d), z: (n, d), y: (n,), v: (d,), values: (n, T).
@@ -110,32 +137,20 @@ def from_arrays(X, z, y, v=None, values=None) -> Problem:
     [[1.0, 0.0]]
     """
     X = _as_tensor("X", X, 3)
-    n, T, d = X.shape
-    _check_sizes(n, T, d)
-    z = _as_tensor("z", z, 2)
-    y = _as_tensor("y", y, 1)
-    if tuple(z.shape) != (n, d):
-        raise ValueError(f"Expected `z` of shape {(n, d)}, but got {tuple(z.shape)}")
-    if tuple(y.shape) != (n,):
-        raise ValueError(f"Expected `y` of shape {(n,)}, but got {tuple(y.shape)}")
+    n, T, d = _check_sizes(*X.shape)
+    z = _check_shape("z", _as_tensor("z", z, 2), (n, d))
+    y = _check_shape("y", _as_tensor("y", y, 1), (n,))
     if not bool(((y == 1) | (y == -1)).all()):
-        raise ValueError(f"Expected labels `y` in {{-1, +1}}, but got {sorted(set(y.tolist()))}")
+        raise OptiscopeError(f"Expected labels `y` in {{-1, +1}}, but got {sorted(set(y.tolist()))}")
     if v is None and values is None:
-        raise ValueError("Expected the head `v` (d,) or the head outputs `values` (n, T), but got neither")
+        raise OptiscopeError("Expected the head `v` (d,) or the head outputs `values` (n, T), but got neither")
     if v is not None:
-        v = _as_tensor("v", v, 1)
-        if tuple(v.shape) != (d,):
-            raise ValueError(f"Expected `v` of shape {(d,)}, but got {tuple(v.shape)}")
-    if values is None:
-        values = X @ v
-    else:
-        values = _as_tensor("values", values, 2)
-        if tuple(values.shape) != (n, T):
-            raise ValueError(f"Expected `values` of shape {(n, T)}, but got {tuple(values.shape)}")
+        v = _check_shape("v", _as_tensor("v", v, 1), (d,))
+    values = X @ v if values is None else _check_shape("values", _as_tensor("values", values, 2), (n, T))
     return Problem(X=X, z=z, y=y, v=v, values=values)
 
 
-def single_input_example(third_score: float = 0.0) -> Problem:
+def single_input_example(*, third_score: float = 0.0) -> Problem:
     """Max-Margin Token Selection (single input): https://arxiv.org/abs/2306.13596 — its hand-made example.
 
     One sequence of three 2-D keys, (-0.1, 1), (1, 0) and (0, 0), with scores 1, 0.9 and `third_score`, and
@@ -149,10 +164,4 @@ def single_input_example(third_score: float = 0.0) -> Problem:
     [[1.0, 0.9, 0.0]]
     """
     X = [[[-0.1, 1.0], [1.0, 0.0], [0.0, 0.0]]]
-    return from_arrays(X, [[1.0, 0.0]], [1.0], values=[[1.0, 0.9, float(third_score)]])
-
-
-EXAMPLES = {
-    "single input, two basins": lambda: single_input_example(0.0),
-    "single input, one basin": lambda: single_input_example(0.9),
-}
+    return from_arrays(X, [[1.0, 0.0]], [1.0], values=[[1.0, 0.9, third_score]])
