@@ -4,7 +4,10 @@ VENV   ?= .venv
 PORT   ?= 8501
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench lint thumbs clean
+.PHONY: run test bench lint loadtest soak thumbs clean
+
+# Anchor benchmarks (and the long fuzz); load test and soak have their own targets, the README table runs last.
+BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/readme_table.py,$(wildcard bench/*.py))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +32,22 @@ run: $(VENV)/.installed
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest
 
 bench: $(VENV)/.bench
-	@for script in bench/*.py; do echo "== $$script"; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+	@for script in $(BENCHMARKS); do echo "== $$script"; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done
+	$(BIN)/python bench/readme_table.py
+
+# 8 concurrent browser sessions against `streamlit run` (Debian's chromium): figures and time to first chart.
+loadtest: $(VENV)/.dev
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
+
+# Reruns of every page in AppTest with resident memory at start and end.
+soak: $(VENV)/.dev
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 # Gallery thumbnails: the browser test's view of each lab's first chart, written to assets/thumbs/.
 thumbs: $(VENV)/.dev
