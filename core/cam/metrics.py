@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.cam.gradcam import check_images
 from core.errors import OptiscopeError, check_budget, check_choice, check_int
 
 METRICS = {  # name → whether higher is better
@@ -37,13 +38,13 @@ SUBSTRATES = {"blur": "blurred image", "mean": "mean colour", "zero": "zeros (RI
 MAX_METRIC_PASSES = 100_000  # images through the model per metrics table (~2 min of the shapes CNN on one core)
 
 
-def _check_maps(saliency: torch.Tensor, like: torch.Tensor) -> None:
+def _check_maps(maps: torch.Tensor, like: torch.Tensor, name: str = "saliency") -> None:
     expected = (like.shape[0], *like.shape[-2:])
-    if not isinstance(saliency, torch.Tensor) or saliency.ndim != 3 or tuple(saliency.shape) != expected:
-        got = tuple(saliency.shape) if isinstance(saliency, torch.Tensor) else type(saliency).__name__
-        raise OptiscopeError(f"Expected `saliency` maps of shape {expected}, but got {got}")
-    if not torch.isfinite(saliency).all():
-        raise OptiscopeError("Expected `saliency` maps of finite values, but got NaN or inf")
+    if not isinstance(maps, torch.Tensor) or maps.ndim != 3 or tuple(maps.shape) != expected:
+        got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise OptiscopeError(f"Expected `{name}` maps of shape {expected}, but got {got}")
+    if not torch.isfinite(maps.float()).all():
+        raise OptiscopeError(f"Expected `{name}` maps of finite values, but got NaN or inf")
 
 
 def _targets(target: Any, n: int, device: torch.device) -> torch.Tensor:
@@ -283,7 +284,8 @@ def metrics_table(
     check_choice("substrate", substrate, tuple(SUBSTRATES))
     if not methods:
         raise OptiscopeError("Expected at least one method in `methods`, but got none")
-    _check_maps(masks.float(), inputs)
+    check_images(model, inputs)
+    _check_maps(masks, inputs, "masks")
     n = inputs.shape[0]
     if _targets(target, n, inputs.device).shape != (n,):
         raise OptiscopeError(f"Expected one `target` per image ({n})")
