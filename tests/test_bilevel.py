@@ -158,6 +158,14 @@ def test_lv_hba_reaches_the_known_solution_and_multiplier():
     assert states[5000].gradient_calls == 20_000
 
 
+def test_lv_hba_closed_form_toy_gradients_match_autograd():
+    toy, start = coupled_toy(), 10 * torch.ones(300, dtype=D)
+    generic = dataclasses.replace(toy, upper_grads=None, lower_grads=None, constraint_vjp=None)
+    fast, slow = (last_state(lv_hba(p, start[:100], start[100:], steps=200)) for p in (toy, generic))
+    torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.theta, slow.theta, rtol=1e-12, atol=1e-12)
+
+
 def test_lv_hba_diverging_steps_are_a_message():
     ones = torch.ones(300, dtype=D)
     run = lv_hba(coupled_toy(), 10 * ones[:100], 10 * ones[100:], config=LVHBAConfig(alpha=5.0, eta=5.0), steps=2000)
@@ -177,6 +185,14 @@ def test_bo_rep_converges_from_a_far_start_where_aid_diverges_for_every_step_siz
     for lr in (0.05, 0.02, 0.005, 0.001):
         last = last_state(bo_rep(quartic_toy(), FAR, config=BOREPConfig.aid(lr), steps=3000, seed=0))
         assert bool(last.diverged.all()), lr
+
+
+def test_closed_form_toy_oracles_match_autograd():
+    toy = quartic_toy()
+    generic = dataclasses.replace(toy, lower_grad_y=None, upper_grads=None, lower_hvps=None)
+    fast, slow = (last_state(bo_rep(p, FAR[:2], steps=300, seed=1)) for p in (toy, generic))
+    torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.y, slow.y, rtol=1e-12, atol=1e-12)
 
 
 def test_bo_rep_counts_oracles_like_the_note():

@@ -4,7 +4,18 @@ Also LV-HBA (https://arxiv.org/abs/2401.16164) for constrained lower levels and 
 (https://arxiv.org/abs/2401.09587) for upper levels of unbounded smoothness.
 """
 
-from core.bilevel.borep import BOREPConfig, BOREPState, UnboundedBilevel, bo_rep, first_below, quartic_toy
+from core.bilevel.borep import (
+    BOREPConfig,
+    BOREPState,
+    BOREPTrace,
+    UnboundedBilevel,
+    WallProgress,
+    bo_rep,
+    first_below,
+    quartic_toy,
+    step_size_wall,
+    trace,
+)
 from core.bilevel.distill import DistillState, distill
 from core.bilevel.implicit import RootSpec, custom_root, root_vjp, unrolled
 from core.bilevel.linear_solve import SOLVERS, LinearSolve
@@ -26,6 +37,7 @@ __all__ = [
     "TASKS",
     "BOREPConfig",
     "BOREPState",
+    "BOREPTrace",
     "ConstrainedBilevel",
     "DistillState",
     "HypergradientErrors",
@@ -34,6 +46,7 @@ __all__ = [
     "LinearSolve",
     "RootSpec",
     "UnboundedBilevel",
+    "WallProgress",
     "bo_rep",
     "closed_form_hypergradient",
     "coupled_toy",
@@ -46,6 +59,8 @@ __all__ = [
     "lv_hba",
     "quartic_toy",
     "root_vjp",
+    "step_size_wall",
+    "trace",
     "unrolled",
     "validation_curve",
 ]

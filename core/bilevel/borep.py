@@ -34,6 +34,10 @@ class UnboundedBilevel:
     grad_phi: Callable[[torch.Tensor], torch.Tensor] | None = None  # (M, dx) -> (M, dx)
     phi: Callable[[torch.Tensor], torch.Tensor] | None = None  # (M, dx) -> (M,)
     dim_y: int = 2
+    # closed-form oracles, when known, replace autograd (a toy's iteration is otherwise all autograd overhead)
+    lower_grad_y: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None  # ∇_y g
+    upper_grads: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None  # ∇_x f, ∇_y f
+    lower_hvps: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None  # (x, y, z) -> ∇²_xy g z, ∇²_yy g z
 
 
 def quartic_toy() -> UnboundedBilevel:
@@ -61,7 +65,16 @@ def quartic_toy() -> UnboundedBilevel:
     def phi(x):
         return upper(x, x / h.to(x))
 
-    return UnboundedBilevel(upper, lower, grad_phi, phi)
+    def lower_grad_y(x, y):
+        return h.to(y) * y - x
+
+    def upper_grads(x, y):
+        return torch.zeros_like(x), y**3 - y
+
+    def lower_hvps(x, y, z):
+        return -z, h.to(z) * z
+
+    return UnboundedBilevel(upper, lower, grad_phi, phi, 2, lower_grad_y, upper_grads, lower_hvps)
 
 
 @dataclass(frozen=True)
@@ -163,28 +176,34 @@ class _Oracles:
         return value + self.noise * torch.randn(value.shape, generator=self.gen, device=value.device, dtype=value.dtype)
 
     def lower_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        self.grad_g += 1
+        if self.problem.lower_grad_y is not None:
+            return y - lr * self._noisy(self.problem.lower_grad_y(x, y))
         with torch.enable_grad():
             yr = y.detach().requires_grad_(True)
             (gy,) = torch.autograd.grad(self.problem.lower(x, yr).sum(), yr)
-        self.grad_g += 1
         return y - lr * self._noisy(gy)
 
     def upper_grads(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.grad_f += 1
+        if self.problem.upper_grads is not None:
+            return tuple(self._noisy(g) for g in self.problem.upper_grads(x, y))
         with torch.enable_grad():
             xr, yr = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
             fx, fy = torch.autograd.grad(
                 self.problem.upper(xr, yr).sum(), (xr, yr), materialize_grads=True, allow_unused=True
             )
-        self.grad_f += 1
         return self._noisy(fx), self._noisy(fy)
 
     def hvps(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(∇²_xy g z, ∇²_yy g z)`` from one double-backward pass (two oracle calls)."""
+        self.hvp += 2
+        if self.problem.lower_hvps is not None:
+            return tuple(self._noisy(h) for h in self.problem.lower_hvps(x, y, z))
         with torch.enable_grad():
             xr, yr = x.detach().requires_grad_(True), y.detach().requires_grad_(True)
             (gy,) = torch.autograd.grad(self.problem.lower(xr, yr).sum(), yr, create_graph=True)
             hx, hy = torch.autograd.grad((gy * z).sum(), (xr, yr), materialize_grads=True, allow_unused=True)
-        self.hvp += 2
         return self._noisy(hx), self._noisy(hy)
 
 
@@ -232,3 +251,80 @@ def first_below(states: list[BOREPState], tol: float) -> np.ndarray:
     ok = (norms < tol) & ~torch.stack([s.diverged for s in states]).cpu().numpy()
     steps = np.array([s.step for s in states])
     return np.where(ok.any(0), steps[ok.argmax(0)], -1)
+
+
+@dataclass(frozen=True)
+class WallProgress:
+    """The step-size wall so far: per step size (rows) and start (columns), the first step with ``‖∇Φ‖ < tol``."""
+
+    lrs: tuple[float, ...]
+    starts: torch.Tensor  # (K, dx)
+    first_hit: np.ndarray  # (rows done, K): step, or −1 if never
+    diverged: np.ndarray  # (rows done, K) bool
+    done: int  # rows done
+
+
+def step_size_wall(
+    problem: UnboundedBilevel,
+    starts: torch.Tensor,
+    lrs: tuple[float, ...],
+    *,
+    steps: int = 1000,
+    tol: float = 0.1,
+    seed: int = 0,
+) -> Iterator[WallProgress]:
+    """Un-normalized AID from every start at every step size: which converge, which diverge (one row per ``lr``).
+
+    >>> wall = list(step_size_wall(quartic_toy(), torch.tensor([[30.0, 40.0]], dtype=torch.float64), (0.05,), steps=50))
+    >>> wall[-1].diverged.tolist()
+    [[True]]
+    """
+    if not lrs:
+        raise OptiscopeError("Expected `lrs` to list at least one step size, but got ()")
+    for lr in lrs:
+        check_positive("lr", lr)
+    check_positive("tol", tol)
+    check_budget("run-iterations M·steps·len(lrs)", len(starts) * steps * len(lrs), MAX_WORK)
+    return _wall(problem, starts, tuple(lrs), steps, tol, seed)
+
+
+def _wall(problem, starts, lrs, steps, tol, seed) -> Iterator[WallProgress]:
+    hits, diverged = [], []
+    for lr in lrs:
+        states = list(bo_rep(problem, starts, config=BOREPConfig.aid(lr), steps=steps, seed=seed))
+        hits.append(first_below(states, tol))
+        diverged.append(states[-1].diverged.cpu().numpy())
+        yield WallProgress(lrs, starts, np.stack(hits), np.stack(diverged), len(hits))
+
+
+@dataclass(frozen=True)
+class BOREPTrace:
+    """A run as arrays (cheap to cache and plot): iterates, true gradient norms, outcome and oracle counters."""
+
+    step: np.ndarray  # (T,)
+    x: np.ndarray  # (T, M, dx)
+    grad_phi_norm: np.ndarray  # (T, M)
+    refreshed: np.ndarray  # (T,) bool
+    diverged: np.ndarray  # (M,) bool, at the end
+    first_hit: np.ndarray  # (M,) first step with ‖∇Φ‖ < tol, −1 if never
+    calls: dict[str, int]  # oracle calls at the end
+
+
+def trace(states: Iterator[BOREPState], tol: float = 0.1) -> BOREPTrace:
+    """Collect a run into a :class:`BOREPTrace`.
+
+    >>> t = trace(bo_rep(quartic_toy(), torch.tensor([6.0, 8.0], dtype=torch.float64), steps=10))
+    >>> t.x.shape, t.calls
+    ((11, 1, 2), {'grad_g': 80, 'hvp': 20, 'grad_f': 10})
+    """
+    states = list(states)
+    last = states[-1]
+    return BOREPTrace(
+        np.array([s.step for s in states]),
+        torch.stack([s.x for s in states]).cpu().numpy(),
+        torch.stack([s.grad_phi_norm for s in states]).cpu().numpy(),
+        np.array([s.refreshed for s in states]),
+        last.diverged.cpu().numpy(),
+        first_below(states, tol),
+        {"grad_g": last.grad_g_calls, "hvp": last.hvp_calls, "grad_f": last.grad_f_calls},
+    )

@@ -31,6 +31,10 @@ class ConstrainedBilevel:
     x_star: torch.Tensor | None = None
     y_star: torch.Tensor | None = None
     multiplier_star: torch.Tensor | None = None
+    # closed-form gradients (x, y) -> (∇_x, ∇_y), when known, replace autograd: a toy step is otherwise all overhead
+    upper_grads: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    lower_grads: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    constraint_vjp: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None  # (x, y, λ) -> ∇(λᵀg)
 
 
 def coupled_toy(
@@ -62,12 +66,20 @@ def coupled_toy(
         w = w - w.mean()  # the orthogonal projection onto {1ᵀw = 0}
         return w[:n], w[n:]
 
+    def upper_grads(x, y):
+        return x - y[n:], torch.cat([y[:n] - 1, y[n:] - x])
+
+    def lower_grads(x, y):
+        return -y[:n], torch.cat([y[:n] - x, torch.ones_like(y[n:])])
+
+    def constraint_vjp(x, y, lam):
+        return lam * torch.ones_like(x), lam * torch.ones_like(y)
+
     def full(value: float, size: int = n) -> torch.Tensor:
         return torch.full((size,), value, dtype=dtype, device=device)
 
-    return ConstrainedBilevel(
-        upper, lower, constraint, project, full(-0.3), torch.cat([full(0.7), full(-0.4)]), full(-1.0, 1)
-    )
+    star = (full(-0.3), torch.cat([full(0.7), full(-0.4)]), full(-1.0, 1))
+    return ConstrainedBilevel(upper, lower, constraint, project, *star, upper_grads, lower_grads, constraint_vjp)
 
 
 @dataclass(frozen=True)
@@ -163,9 +175,20 @@ def lv_hba(
     return _loop(problem, x0, y0, m, config, steps, every)
 
 
-def _lagrangian(problem: ConstrainedBilevel, lam: torch.Tensor) -> Scalar:
-    """``f(x, θ) + λᵀ g(x, θ)`` at a fixed multiplier."""
-    return lambda x, theta: problem.lower(x, theta) + lam @ problem.constraint(x, theta)
+def _lagrangian_grads(problem: ConstrainedBilevel, x: torch.Tensor, theta: torch.Tensor, lam: torch.Tensor):
+    """``∇[f + λᵀg](x, θ)`` at a fixed multiplier."""
+    if problem.lower_grads is not None and problem.constraint_vjp is not None:
+        (fx, fy), (gx, gy) = problem.lower_grads(x, theta), problem.constraint_vjp(x, theta, lam)
+        return fx + gx, fy + gy
+    return _grads(lambda x_, t_: problem.lower(x_, t_) + lam @ problem.constraint(x_, t_), x, theta)
+
+
+def _penalized_grads(problem: ConstrainedBilevel, x: torch.Tensor, y: torch.Tensor, c: float):
+    """``∇F/c + ∇f`` at ``(x, y)`` (in one backward pass when there are no closed forms; two oracle calls)."""
+    if problem.upper_grads is not None and problem.lower_grads is not None:
+        (ux, uy), (lx, ly) = problem.upper_grads(x, y), problem.lower_grads(x, y)
+        return ux / c + lx, uy / c + ly
+    return _grads(lambda x_, y_: problem.upper(x_, y_) / c + problem.lower(x_, y_), x, y)
 
 
 def _relative(a: torch.Tensor, star: torch.Tensor | None) -> float:
@@ -197,15 +220,15 @@ def _loop(problem, x, y, m, cfg, steps, every) -> Iterator[LVHBAState]:
 
     yield state(0)
     for k in range(steps):
-        _, grad_theta = _grads(_lagrangian(problem, lam), x, theta)
+        _, grad_theta = _lagrangian_grads(problem, x, theta, lam)
         grad_lam = -problem.constraint(x, theta) + (lam - z) / cfg.gamma2
         theta = theta - cfg.eta * (grad_theta + (theta - y) / cfg.gamma1)
         lam = (lam - cfg.eta * grad_lam).clamp(-cfg.bound, cfg.bound)
         c = cfg.c0 * (k + 1) ** cfg.power
-        (upper_x, upper_y), (lower_x, lower_y) = _grads(problem.upper, x, y), _grads(problem.lower, x, y)
-        value_x, _ = _grads(_lagrangian(problem, lam), x, theta)
-        d_x = upper_x / c + lower_x - value_x
-        d_y = upper_y / c + lower_y - (y - theta) / cfg.gamma1
+        penalized_x, penalized_y = _penalized_grads(problem, x, y, c)
+        value_x, _ = _lagrangian_grads(problem, x, theta, lam)
+        d_x = penalized_x - value_x
+        d_y = penalized_y - (y - theta) / cfg.gamma1
         x, y = problem.project(x - cfg.alpha * d_x, y - cfg.alpha * d_y)
         z = (z + cfg.beta * (lam - z) / cfg.gamma2).clamp(0.0, cfg.bound)
         direction = float(torch.cat([d_x, d_y]).norm())
