@@ -96,6 +96,15 @@ LABS = (
         "2306.09778",
         "gradient-free",
     ),
+    Lab(
+        slug="bilevel",
+        title="Bilevel optimization",
+        icon=":material/stacks:",
+        pitch="Differentiate through a solver: implicit vs unrolled hypergradients, distilled digits, LV-HBA and BO-REP.",
+        paper="Efficient and Modular Implicit Differentiation",
+        arxiv="2105.15183",
+        topic="bilevel",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 
