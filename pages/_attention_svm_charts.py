@@ -79,7 +79,7 @@ def curves(r: asvm.Run, *, lr: float, normalized: bool) -> go.Figure:
         fig.add_trace(line(k, r.norm[0] + lr * k, "‖W(0)‖ + ηk", dash="dot", color="gray"), row=2, col=1)
     if r.margin is not None:
         fig.add_trace(line(k, r.margin, "min margin / ‖W‖", color="seagreen"), row=2, col=2)
-        fig.add_hline(1 / np.linalg.norm(r.svm_fro), line_dash="dash", row=2, col=2, annotation_text="1/‖W^mm‖ (SVM)")
+        fig.add_hline(r.svm_margin, line_dash="dash", row=2, col=2, annotation_text="1/‖W^mm‖ (SVM)")
     return fig.update_layout(height=560, margin={"t": 40}, legend={"orientation": "h", "y": -0.12})
 
 

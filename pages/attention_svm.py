@@ -43,27 +43,29 @@ def svm_cache() -> asvm.SVMCache:
     return asvm.SVMCache()
 
 
-def problem(n: int, T: int, d: int, seed: int) -> asvm.Problem:
+def problem_on_device(n: int, T: int, d: int, seed: int) -> asvm.Problem:
     return asvm.make_problem(n=n, T=T, d=d, seed=seed, device=ui.device())
 
 
 @st.cache_data(max_entries=24, show_spinner="Training attention…")
 def compute(setup: tuple, param: str, conventions: bool = True) -> asvm.Run:
     n, T, d, seed, steps, lr, normalized = setup
-    data = problem(n, T, d, seed)
-    states = asvm.run(data, param=param, steps=steps, lr=lr, normalized=normalized, conventions=conventions, seed=seed)
-    return asvm.analyze(data, states, cache=svm_cache())
+    problem = problem_on_device(n, T, d, seed)
+    states = asvm.run(
+        problem, param=param, steps=steps, lr=lr, normalized=normalized, conventions=conventions, seed=seed
+    )
+    return asvm.analyze(problem, states, cache=svm_cache())
 
 
 with ui.errors("the attention-SVM lab"):
-    main, data = compute(setup, param), problem(n, T, d, seed)
+    main, problem = compute(setup, param), problem_on_device(n, T, d, seed)
     st.markdown(
         BADGE[main.kind] + ("" if main.global_feasible else "  :red-badge[global optimum infeasible at this d]")
     )
     ui.metrics(
         {
             f"corr with own SVM ({charts.NORM[param][0]})": charts.last(main.corr_own),
-            "max softmax prob (min over i)": float(main.probs[-1].max(-1).min()),
+            "max softmax prob (min over i)": main.saturation,
             "‖W(k)‖ at the end": float(main.norm[-1]),
             "selected = global optimum": f"{main.n_global}/{n}",
         }
@@ -83,7 +85,7 @@ with ui.errors("the attention-SVM lab"):
     left.subheader("Token plane")
     if d == 2:
         i = ui.select("Sequence shown", list(range(n)), 0, "seq", where=left)
-        plane = asvm.plane_geometry(data, main, sequence=i, frames=ks)
+        plane = asvm.plane_geometry(problem, main, sequence=i, frames=ks)
         table = {"X": plane.tokens, "scores": plane.scores, "svm_fro": main.svm_fro}
         ui.chart(charts.token_plane(plane, ks), key="plane", data=table, where=left)
     else:
@@ -119,13 +121,13 @@ with ui.errors("the attention-SVM lab"):
             st.caption("Press Play or Step to train live.")
             return
         s = states[-1]
-        svm = cache.solve(data, s.selected).own(param)  # cached on the selected set
+        svm = cache.solve(problem, s.selected).own(param)  # cached on the selected set
         corr = "infeasible" if svm is None else f"{asvm.correlation(s.W, svm):.4f}"
         ui.metrics({"loss": float(s.loss), "‖W‖": float(s.W.norm()), "corr with own SVM": corr})
         ui.chart(go.Figure(charts.heat(s.probs.numpy())).update_layout(height=250), key="live-heat")
 
     def start():
-        return asvm.run(data, param=param, steps=steps, lr=lr, normalized=normalized, seed=seed)
+        return asvm.run(problem, param=param, steps=steps, lr=lr, normalized=normalized, seed=seed)
 
     def keep(state):  # K and Q dropped, on the CPU: each held state is a few kB
         return state.preview()

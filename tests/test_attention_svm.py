@@ -316,6 +316,9 @@ def test_analyze_records_the_run_against_both_svms():
         assert r.norm[k] == pytest.approx(float(states[k].W.norm()), rel=1e-12)
     assert r.corr_own is r.corr_nuc and r.corr_other is r.corr_fro and r.svm_own is r.svm_nuc
     assert r.ranks == {"fro": rank(r.svm_fro), "nuc": rank(r.svm_nuc)}
+    assert r.saturation == pytest.approx(float(states[-1].probs.max(-1).values.min()), rel=1e-15)
+    assert r.svm_margin == pytest.approx(1 / float(fro.norm()), rel=1e-7)
+    assert (r.margin <= r.svm_margin + 1e-9).all()  # W^mm maximizes the normalized margin over every W(k)
     ks = r.frame_steps(count=20)
     assert ks[0] == 0 and ks[-1] == 300 and ks == sorted(set(ks)) and 10 <= len(ks) <= 22
 

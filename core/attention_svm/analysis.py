@@ -58,6 +58,16 @@ class Run:
         return self.svm_fro if self.param == "w" else self.svm_nuc
 
     @property
+    def saturation(self) -> float:
+        """min_i max_t s_it at the end: 1 when every sequence's softmax is one-hot."""
+        return float(self.probs[-1].max(-1).min())
+
+    @property
+    def svm_margin(self) -> float | None:
+        """1/‖W^mm‖_F, the normalized margin GD's tends to (None when infeasible)."""
+        return None if self.svm_fro is None else float(1 / np.linalg.norm(self.svm_fro))
+
+    @property
     def n_global(self) -> int:
         """How many sequences GD ends on their globally optimal token."""
         return int((self.selected == self.optimal).sum())
