@@ -18,7 +18,7 @@ GALLERY = 24
 PRESETS = {
     "Authors' defaults": dict(dominant=0.25, eps=25, min_samples=0.05, filter="gaussian", combine="softmax"),
     "Grad-CAM limit": dict(dominant=1.0, combine="linear"),
-    "One cluster: class-agnostic": dict(dominant=0.0, eps=100, min_samples=0.0, filter="none", combine="linear"),
+    "One cluster: class-agnostic": dict(dominant=0.0, eps=100, min_samples=0.0, filter="none", combine="softmax"),
 }
 COLOURS = {"dominant": "black", "noise (dropped)": "lightgrey"}
 gallery = st.cache_data(max_entries=4)(make_shapes)
