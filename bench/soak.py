@@ -1,0 +1,96 @@
+"""Soak: rerun every page many times in AppTest and watch the process's resident memory.
+
+    python bench/soak.py [--reruns 300] [--quick]
+
+Per page: resident memory (RSS) after its first render (models loaded, caches filled) and after
+``--reruns`` more reruns of the same session; flat means the end is within 10% of that start.
+Results go to bench/results/soak.md (``--quick``: 10 reruns, printed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")
+from _common import publish  # noqa: E402
+
+from pages._labs import LABS  # noqa: E402
+from tests.conftest import _open_page  # noqa: E402
+
+PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
+FLAT = 1.10
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (MB), after a garbage collection."""
+    gc.collect()
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def failures(at) -> int:
+    """Exception boxes and error messages on the page (a rerun that fails is cheap and would flatter RSS)."""
+    return len(at.exception) + len(at.error)
+
+
+def soak(path: str, reruns: int) -> dict:
+    at = _open_page(path)
+    start, began = rss_mb(), time.perf_counter()
+    errors = failures(at)
+    for _ in range(reruns):
+        at.run()
+        errors += failures(at)
+    seconds = time.perf_counter() - began
+    return {"page": path, "start": start, "end": rss_mb(), "seconds": seconds, "errors": errors}
+
+
+def report(rows: list[dict], reruns: int, first: float, last: float) -> list[str]:
+    worst = max(rows, key=lambda r: r["end"] / r["start"])
+    flat = all(r["end"] <= FLAT * r["start"] for r in rows)
+    lines = [
+        "# Soak: reruns of every page (AppTest, one process)",
+        "",
+        f"{reruns} reruns per page after its first render; resident memory (RSS) after a garbage collection.",
+        "",
+        f"Summary: {reruns} reruns × {len(rows)} pages; RSS {'flat' if flat else 'NOT flat'} within "
+        f"{FLAT - 1:.0%} on every page (worst {worst['page']}: {worst['start']:.0f} → {worst['end']:.0f} MB, "
+        f"{worst['end'] / worst['start'] - 1:+.1%}); whole process {first:.0f} → {last:.0f} MB; "
+        f"reruns showing an exception or error: {sum(r['errors'] for r in rows)}",
+        "",
+        "| page | RSS after first render (MB) | RSS after reruns (MB) | change | s per rerun | exceptions and errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['page']}` | {r['start']:.0f} | {r['end']:.0f} | {r['end'] / r['start'] - 1:+.1%} | "
+            f"{r['seconds'] / reruns:.2f} | {r['errors']} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reruns", type=int, default=300)
+    parser.add_argument("--quick", action="store_true", help="10 reruns, printed only (results not written)")
+    args = parser.parse_args()
+    reruns = 10 if args.quick else args.reruns
+    first = rss_mb()
+    rows = []
+    for path in PAGES:
+        rows.append(soak(path, reruns))
+        print(rows[-1], flush=True)
+    publish("soak", report(rows, reruns, first, rss_mb()), quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
