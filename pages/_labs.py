@@ -105,6 +105,15 @@ LABS = (
         arxiv="2105.15183",
         topic="bilevel",
     ),
+    Lab(
+        slug="structured",
+        title="Structured first-order methods",
+        icon=":material/grid_view:",
+        pitch="Pick the best coordinate, solve constraints with sketched Newton steps, and slide past costly gradients.",
+        paper="Let's Make Block Coordinate Descent Converge Faster",
+        arxiv="1712.08859",
+        topic="optimizers",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 

@@ -142,8 +142,9 @@ def test_hs7_reaches_the_solution_in_at_most_12_iterations_with_unit_steps_at_th
     assert last.total_sweeps == sum(s.sweeps for s in states) > 0
 
 
-@pytest.mark.parametrize(("name", "solver"), [("hs28", "kaczmarz"), ("hs48", "kaczmarz"), ("hs51", "gaussian"),
-                                              ("hs6", "exact")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "solver"), [("hs28", "kaczmarz"), ("hs48", "kaczmarz"), ("hs51", "gaussian"), ("hs6", "exact")]
+)
 def test_hock_schittkowski_problems_reach_their_solutions(name, solver):
     last = last_state(constrained.run(constrained_problem(name), config=constrained.SketchConfig(solver=solver)))
     assert last.status == "converged" and last.error < 1e-6 and last.violation < 1e-6
@@ -155,11 +156,19 @@ def test_constrained_logistic_regression_matches_slsqp():
     problem = constrained_problem("logreg")
     last = last_state(constrained.run(problem))
     assert last.status == "converged"
-    cons = {"type": "eq", "fun": lambda x: problem.constraints(torch.tensor(x)).numpy(),
-            "jac": lambda x: torch.func.jacrev(problem.constraints)(torch.tensor(x)).numpy()}  # fmt: skip
-    ref = minimize(lambda x: float(problem.objective(torch.tensor(x))), np.ones(problem.n),
-                   jac=lambda x: torch.func.grad(problem.objective)(torch.tensor(x)).numpy(),
-                   constraints=[cons], method="SLSQP", options={"ftol": 1e-14, "maxiter": 500})  # fmt: skip
+    cons = {
+        "type": "eq",
+        "fun": lambda x: problem.constraints(torch.tensor(x)).numpy(),
+        "jac": lambda x: torch.func.jacrev(problem.constraints)(torch.tensor(x)).numpy(),
+    }
+    ref = minimize(
+        lambda x: float(problem.objective(torch.tensor(x))),
+        np.ones(problem.n),
+        jac=lambda x: torch.func.grad(problem.objective)(torch.tensor(x)).numpy(),
+        constraints=[cons],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
     assert ref.success
     assert np.abs(last.x.numpy() - ref.x).max() < 1e-6
     assert last.objective == pytest.approx(ref.fun, abs=1e-8)
@@ -218,8 +227,10 @@ def test_sliding_gradient_calls_grow_additively_and_subgradient_calls_multiplica
     gaps = [s.gap for s in later]
     assert all(b <= 0.7 * a for a, b in zip(gaps, gaps[1:], strict=False))  # the gap keeps halving (measured ~0.55)
     assert {b.gradients - a.gradients for a, b in zip(ends, ends[1:], strict=False)} == {36}
-    ratios = [(b.subgradients - a.subgradients) / (a.subgradients - p.subgradients)
-              for p, a, b in zip(later, later[1:], later[2:], strict=False)]  # fmt: skip
+    ratios = [
+        (b.subgradients - a.subgradients) / (a.subgradients - p.subgradients)
+        for p, a, b in zip(later, later[1:], later[2:], strict=False)
+    ]
     assert all(1.6 <= r <= 2.5 for r in ratios), ratios
 
 
@@ -279,8 +290,9 @@ def test_core_paths_on_cuda_match_cpu(cuda):
     for device in ("cpu", cuda):
         cd = last_state(coordinate.run(coordinate_problem("least-squares", device=device), config=CD(steps=300)))
         cn = last_state(constrained.run(constrained_problem("hs7", device=device)))
-        sl = last_state(sliding.run(sliding_problem("tv-denoising", device=device),
-                                    config=sliding.SlidingConfig(tol=1e-4)))  # fmt: skip
+        sl = last_state(
+            sliding.run(sliding_problem("tv-denoising", device=device), config=sliding.SlidingConfig(tol=1e-4))
+        )
         if device == "cpu":
             ref = (cd, cn, sl)
     for got, want in zip((cd, cn, sl), ref, strict=True):

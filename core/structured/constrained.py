@@ -63,8 +63,12 @@ class SketchConfig:
         check_range("nu", self.nu, 1.01, 100.0)
         check_choice("theta", self.theta, THETAS)
         check_int("max_sweeps", self.max_sweeps, 1)
-        check_budget("sketch sweeps (steps x max_sweeps)", self.steps * self.max_sweeps, MAX_SWEEPS_TOTAL,
-                     hint="Lower `steps` or `max_sweeps`.")  # fmt: skip
+        check_budget(
+            "sketch sweeps (steps x max_sweeps)",
+            self.steps * self.max_sweeps,
+            MAX_SWEEPS_TOTAL,
+            hint="Lower `steps` or `max_sweeps`.",
+        )
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,15 @@ class _Point:
         return float(torch.cat([self.grad_l, self.c]).norm())
 
 
-def run(problem: ConstrainedProblem, x0: torch.Tensor | None = None, *, multipliers: torch.Tensor | None = None,
-        config: SketchConfig = SketchConfig(), seed: int = 0,
-        device: torch.device | str | None = None) -> Iterator[NewtonState]:  # fmt: skip
+def run(
+    problem: ConstrainedProblem,
+    x0: torch.Tensor | None = None,
+    *,
+    multipliers: torch.Tensor | None = None,
+    config: SketchConfig = SketchConfig(),
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> Iterator[NewtonState]:
     r"""AdaSketch-Newton (exact augmented Lagrangian + randomized sketching): https://arxiv.org/abs/2305.18379
 
     Args:
@@ -143,15 +153,18 @@ def run(problem: ConstrainedProblem, x0: torch.Tensor | None = None, *, multipli
     start = _evaluate(problem, x, lam)
     rank_gap = _smallest_eigenvalue(start.jac @ start.jac.T)
     if rank_gap <= 1e-10 * max(1.0, float(start.jac.norm()) ** 2):
-        raise OptiscopeError(f"Expected independent constraint gradients at `x0`, but λ_min(G Gᵀ) = {rank_gap:.2e}: "
-                             "the KKT system is singular there (redundant or inconsistent constraints)")  # fmt: skip
+        raise OptiscopeError(
+            f"Expected independent constraint gradients at `x0`, but λ_min(G Gᵀ) = {rank_gap:.2e}: "
+            "the KKT system is singular there (redundant or inconsistent constraints)"
+        )
     return _loop(problem, start, config, generator(seed, "cpu"))
 
 
 def _evaluate(problem, x, lam) -> _Point:
     g, jac = grad(problem.objective)(x), jacrev(problem.constraints)(x)
-    return _Point(x, lam, problem.objective(x).detach(), problem.constraints(x).detach(), jac.detach(),
-                  (g + jac.T @ lam).detach())  # fmt: skip
+    return _Point(
+        x, lam, problem.objective(x).detach(), problem.constraints(x).detach(), jac.detach(), (g + jac.T @ lam).detach()
+    )
 
 
 def _smallest_eigenvalue(m: torch.Tensor) -> float:
@@ -199,9 +212,25 @@ def _loop(problem, p: _Point, config: SketchConfig, gen) -> Iterator[NewtonState
 
     def state(k, status):
         err = float("nan") if problem.x_star is None else float((p.x - problem.x_star.to(p.x)).norm())
-        return NewtonState(k, p.x.clone(), p.lam.clone(), float(p.f), p.kkt, float(p.c.norm()), err, alpha, sweeps,
-                           counts["sweeps"], delta, eta1, eta2, modified, counts["gradients"], counts["hessians"],
-                           status)  # fmt: skip
+        return NewtonState(
+            k,
+            p.x.clone(),
+            p.lam.clone(),
+            float(p.f),
+            p.kkt,
+            float(p.c.norm()),
+            err,
+            alpha,
+            sweeps,
+            counts["sweeps"],
+            delta,
+            eta1,
+            eta2,
+            modified,
+            counts["gradients"],
+            counts["hessians"],
+            status,
+        )
 
     for k in range(config.steps + 1):
         if p.kkt <= config.tol:

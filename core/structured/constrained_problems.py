@@ -47,21 +47,50 @@ def _t(values, device) -> torch.Tensor:
 
 def _hock_schittkowski(name: str, device) -> ConstrainedProblem:
     if name == "hs6":
-        return ConstrainedProblem(name, lambda x: (1 - x[0]) ** 2, lambda x: (10 * (x[1] - x[0] ** 2)).reshape(1),
-                                  _t([-1.2, 1.0], device), _t([1.0, 1.0], device))  # fmt: skip
+        return ConstrainedProblem(
+            name,
+            lambda x: (1 - x[0]) ** 2,
+            lambda x: (10 * (x[1] - x[0] ** 2)).reshape(1),
+            _t([-1.2, 1.0], device),
+            _t([1.0, 1.0], device),
+        )
     if name == "hs7":
-        return ConstrainedProblem(name, lambda x: torch.log1p(x[0] ** 2) - x[1],
-                                  lambda x: ((1 + x[0] ** 2) ** 2 + x[1] ** 2 - 4).reshape(1),
-                                  _t([2.0, 2.0], device), _t([0.0, math.sqrt(3.0)], device))  # fmt: skip
+        return ConstrainedProblem(
+            name,
+            lambda x: torch.log1p(x[0] ** 2) - x[1],
+            lambda x: ((1 + x[0] ** 2) ** 2 + x[1] ** 2 - 4).reshape(1),
+            _t([2.0, 2.0], device),
+            _t([0.0, math.sqrt(3.0)], device),
+        )
     if name == "hs28":
-        return linear_qp(name, lambda x: (x[0] + x[1]) ** 2 + (x[1] + x[2]) ** 2, [[1.0, 2.0, 3.0]], [1.0],
-                         [-4.0, 1.0, 1.0], [0.5, -0.5, 0.5], device)  # fmt: skip
+        return linear_qp(
+            name,
+            lambda x: (x[0] + x[1]) ** 2 + (x[1] + x[2]) ** 2,
+            [[1.0, 2.0, 3.0]],
+            [1.0],
+            [-4.0, 1.0, 1.0],
+            [0.5, -0.5, 0.5],
+            device,
+        )
     if name == "hs48":
-        return linear_qp(name, lambda x: (x[0] - 1) ** 2 + (x[1] - x[2]) ** 2 + (x[3] - x[4]) ** 2,
-                         [[1.0, 1, 1, 1, 1], [0, 0, 1, -2, -2]], [5.0, -3.0], [3.0, 5, -3, 2, -2], [1.0] * 5, device)  # fmt: skip
-    return linear_qp(name, lambda x: (x[0] - x[1]) ** 2 + (x[1] + x[2] - 2) ** 2 + (x[3] - 1) ** 2 + (x[4] - 1) ** 2,
-                     [[1.0, 3, 0, 0, 0], [0, 0, 1, 1, -2], [0, 1, 0, 0, -1]], [4.0, 0, 0], [2.5, 0.5, 2, -1, 0.5],
-                     [1.0] * 5, device)  # fmt: skip
+        return linear_qp(
+            name,
+            lambda x: (x[0] - 1) ** 2 + (x[1] - x[2]) ** 2 + (x[3] - x[4]) ** 2,
+            [[1.0, 1, 1, 1, 1], [0, 0, 1, -2, -2]],
+            [5.0, -3.0],
+            [3.0, 5, -3, 2, -2],
+            [1.0] * 5,
+            device,
+        )
+    return linear_qp(
+        name,
+        lambda x: (x[0] - x[1]) ** 2 + (x[1] + x[2] - 2) ** 2 + (x[3] - 1) ** 2 + (x[4] - 1) ** 2,
+        [[1.0, 3, 0, 0, 0], [0, 0, 1, 1, -2], [0, 1, 0, 0, -1]],
+        [4.0, 0, 0],
+        [2.5, 0.5, 2, -1, 0.5],
+        [1.0] * 5,
+        device,
+    )
 
 
 def linear_qp(name: str, objective, a, b, x0, x_star=None, device=None) -> ConstrainedProblem:
@@ -73,8 +102,9 @@ def linear_qp(name: str, objective, a, b, x0, x_star=None, device=None) -> Const
     """
     a_t, b_t = _t(a, device), _t(b, device)
     check_linear_constraints(a_t, b_t)
-    return ConstrainedProblem(name, objective, lambda x: a_t @ x - b_t, _t(x0, device),
-                              None if x_star is None else _t(x_star, device))  # fmt: skip
+    return ConstrainedProblem(
+        name, objective, lambda x: a_t @ x - b_t, _t(x0, device), None if x_star is None else _t(x_star, device)
+    )
 
 
 def check_linear_constraints(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -82,11 +112,15 @@ def check_linear_constraints(a: torch.Tensor, b: torch.Tensor) -> None:
     rank = int(torch.linalg.matrix_rank(a))
     augmented = int(torch.linalg.matrix_rank(torch.cat([a, b[:, None]], 1)))
     if augmented > rank:
-        raise OptiscopeError(f"Expected consistent constraints A x = b, but rank A = {rank} < rank [A | b] = "
-                             f"{augmented}: no x satisfies them")  # fmt: skip
+        raise OptiscopeError(
+            f"Expected consistent constraints A x = b, but rank A = {rank} < rank [A | b] = "
+            f"{augmented}: no x satisfies them"
+        )
     if rank < a.shape[0]:
-        raise OptiscopeError(f"Expected independent constraints, but {a.shape[0]} rows of A have rank {rank}: "
-                             "the KKT matrix [[B, Aᵀ], [A, 0]] is singular (drop the redundant rows)")  # fmt: skip
+        raise OptiscopeError(
+            f"Expected independent constraints, but {a.shape[0]} rows of A have rank {rank}: "
+            "the KKT matrix [[B, Aᵀ], [A, 0]] is singular (drop the redundant rows)"
+        )
 
 
 def constrained_logistic(radius: float = 1.0, *, rows: int = 10, seed: int = 2023, device=None) -> ConstrainedProblem:
@@ -108,15 +142,21 @@ def constrained_logistic(radius: float = 1.0, *, rows: int = 10, seed: int = 202
     check_linear_constraints(a, b)
     closest = float(torch.linalg.lstsq(a.cpu(), b.cpu()[:, None]).solution.norm())  # min-norm solution of A x = b
     if closest > radius:
-        raise OptiscopeError(f"Expected a feasible problem, but the sphere ||x|| = {radius:g} misses the plane A x = b "
-                             f"(its closest point has norm {closest:.3f}): raise `radius` above {closest:.3f}")  # fmt: skip
+        raise OptiscopeError(
+            f"Expected a feasible problem, but the sphere ||x|| = {radius:g} misses the plane A x = b "
+            f"(its closest point has norm {closest:.3f}): raise `radius` above {closest:.3f}"
+        )
     yx = y[:, None] * x_data
 
     def constraints(x):
         return torch.cat([a @ x - b, (x @ x - radius**2).reshape(1)])
 
-    return ConstrainedProblem("logreg", lambda x: torch.nn.functional.softplus(-(yx @ x)).mean(), constraints,
-                              torch.ones(x_data.shape[1], dtype=torch.float64, device=x_data.device))  # fmt: skip
+    return ConstrainedProblem(
+        "logreg",
+        lambda x: torch.nn.functional.softplus(-(yx @ x)).mean(),
+        constraints,
+        torch.ones(x_data.shape[1], dtype=torch.float64, device=x_data.device),
+    )
 
 
 def make_problem(name: str, *, radius: float = 1.0, device=None) -> ConstrainedProblem:

@@ -7,6 +7,7 @@ a block b of coordinates by a selection rule and updates only x_b, with the grad
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -83,8 +84,14 @@ class CoordinateState:
     coordinate_gradients: int  # partial derivatives read so far: d per greedy step, τ per random/cyclic step
 
 
-def run(problem: CoordinateProblem, x0: torch.Tensor | None = None, *, config: CoordinateConfig = CoordinateConfig(),
-        seed: int = 0, device: torch.device | str | None = None) -> Iterator[CoordinateState]:  # fmt: skip
+def run(
+    problem: CoordinateProblem,
+    x0: torch.Tensor | None = None,
+    *,
+    config: CoordinateConfig = CoordinateConfig(),
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> Iterator[CoordinateState]:
     r"""Block coordinate descent (BCD) with greedy rules: https://arxiv.org/abs/1712.08859
 
     Scores of block b (g = ∇f(x), L_b = λ_max(M_bb), D = diag(M)): GS ``||g_b||``, GSL ``||g_b|| / sqrt(L_b)``,
@@ -136,8 +143,10 @@ def partition(lipschitz: torch.Tensor, size: int, blocks: Sequence[Sequence[int]
         return list(torch.argsort(lipschitz, stable=True).split(size))
     flat = sorted(int(i) for block in blocks for i in block)
     if flat != list(range(d)) or any(len(block) == 0 for block in blocks):
-        raise OptiscopeError(f"Expected `blocks` to partition the variables 0..{d - 1} (each once, none empty), "
-                             f"but got {[list(b) for b in blocks]}")  # fmt: skip
+        raise OptiscopeError(
+            f"Expected `blocks` to partition the variables 0..{d - 1} (each once, none empty), "
+            f"but got {[list(b) for b in blocks]}"
+        )
     return [torch.tensor(list(block), dtype=torch.long, device=lipschitz.device) for block in blocks]
 
 
@@ -160,7 +169,7 @@ def _loop(problem, x, curvature, blocks, config, gen) -> Iterator[CoordinateStat
         reads += problem.d if config.rule in GREEDY else block.numel()
         x = _update(x, g, block, curvature, l1, config.update)
         state = _state(k, x, problem, gap0, block, reads)
-        if state.relative_gap <= config.tol or k == config.steps or not torch.isfinite(x).all():
+        if state.relative_gap <= config.tol or k == config.steps or not math.isfinite(state.objective):
             yield state
             return
         if k % config.every == 0:
@@ -170,7 +179,7 @@ def _loop(problem, x, curvature, blocks, config, gen) -> Iterator[CoordinateStat
 def _state(k, x, problem, gap0, block, reads) -> CoordinateState:
     value = float(problem.objective(x))
     gap = value - problem.f_star
-    return CoordinateState(k, x.detach().clone(), value, gap, gap / gap0, block.detach(), reads)
+    return CoordinateState(k, x.detach(), value, gap, gap / gap0, block.detach(), reads)  # x is never updated in place
 
 
 def _prox_progress(g, x, l1, bound):
@@ -216,8 +225,12 @@ def _pick_fixed(rule, k, g, x, l1, blocks, block_bounds, curvature, gen) -> int:
         return (k - 1) % n
     if rule == "lipschitz":
         return int(torch.multinomial(block_bounds.cpu() / block_bounds.sum().cpu(), 1, generator=gen))
-    scores = torch.stack([_block_score(rule, g[b], x[b], l1, bound, curvature[b][:, b])
-                          for b, bound in zip(blocks, block_bounds, strict=True)])  # fmt: skip
+    scores = torch.stack(
+        [
+            _block_score(rule, g[b], x[b], l1, bound, curvature[b][:, b])
+            for b, bound in zip(blocks, block_bounds, strict=True)
+        ]
+    )
     return int(torch.argmax(scores))
 
 
@@ -234,12 +247,16 @@ def _block_score(rule, g_b, x_b, l1, bound, m_bb) -> torch.Tensor:
 
 
 def _update(x, g, block, curvature, l1, update) -> torch.Tensor:
+    """A new x (never in place: yielded states share it) with x_b moved by the block step."""
     m_bb = curvature[block][:, block]
+    g_b = g[block]
     if update == "Hb":
-        delta = -torch.linalg.pinv(m_bb, hermitian=True) @ g[block]
+        delta = -torch.linalg.pinv(m_bb, hermitian=True) @ g_b
+    elif l1 == 0:
+        delta = -g_b / _largest_eigenvalue(m_bb)
     else:
         bound = _largest_eigenvalue(m_bb)
-        delta = _soft(x[block] - g[block] / bound, l1 / bound) - x[block]
+        delta = _soft(x[block] - g_b / bound, l1 / bound) - x[block]
     return x.index_add(0, block, delta)
 
 

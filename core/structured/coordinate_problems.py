@@ -113,8 +113,15 @@ def logistic(n: int, p: int, seed: int, device, ridge: float = 1.0) -> Coordinat
 
     eye = torch.eye(p, dtype=torch.float64, device=device)
     x0 = torch.zeros(p, dtype=torch.float64, device=device)
-    return CoordinateProblem("logistic", smooth, gradient, 0.25 * ya.T @ ya + ridge * eye, 0.0,
-                             _newton_minimum(smooth, gradient, ya, ridge, x0), x0)  # fmt: skip
+    return CoordinateProblem(
+        "logistic",
+        smooth,
+        gradient,
+        0.25 * ya.T @ ya + ridge * eye,
+        0.0,
+        _newton_minimum(smooth, gradient, ya, ridge, x0),
+        x0,
+    )
 
 
 def _newton_minimum(smooth, gradient, ya, ridge, x) -> float:

@@ -82,8 +82,13 @@ class SlidingState:
     status: str  # "running", "converged", "max steps", "subgradient budget spent"
 
 
-def run(problem: CompositeProblem, x0: torch.Tensor | None = None, *, config: SlidingConfig = SlidingConfig(),
-        device: torch.device | str | None = None) -> Iterator[SlidingState]:  # fmt: skip
+def run(
+    problem: CompositeProblem,
+    x0: torch.Tensor | None = None,
+    *,
+    config: SlidingConfig = SlidingConfig(),
+    device: torch.device | str | None = None,
+) -> Iterator[SlidingState]:
     r"""Gradient sliding (GS) restarted in phases, or the proximal subgradient method: https://arxiv.org/abs/2602.04161
 
     GS, outer step k (γ_k = 3/(k+2), β_k = 9L(1 - P_T)/(2(k+1)), T_k = ⌈M²(k+1)³/(D L²)⌉):
@@ -128,8 +133,9 @@ class _Tracker:
     def state(self, k: int, x: torch.Tensor, phase: int, inner: int, status: str = "running") -> SlidingState:
         value = float(self.problem.objective(x))
         gap = value - self.problem.psi_star
-        return SlidingState(k, x.detach().clone(), value, gap, gap / self.gap0, self.gradients, self.subgradients,
-                            phase, inner, status)  # fmt: skip
+        return SlidingState(
+            k, x.detach().clone(), value, gap, gap / self.gap0, self.gradients, self.subgradients, phase, inner, status
+        )
 
     def final(self, s: SlidingState) -> SlidingState | None:
         """``s`` with its final status if the run stops here, else None."""
@@ -181,8 +187,11 @@ def _sliding(problem: CompositeProblem, x: torch.Tensor, config: SlidingConfig) 
         diameter = 2 * bound / mu  # ||x - x*||² <= 2 gap / μ
         x = x_bar
         for k in range(1, per_phase + 1):
-            inner = min(math.ceil(problem.nonsmooth_lipschitz**2 * (k + 1) ** 3 / (diameter * lipschitz**2)),
-                        config.max_inner, config.max_subgradients - track.subgradients)  # fmt: skip
+            inner = min(
+                math.ceil(problem.nonsmooth_lipschitz**2 * (k + 1) ** 3 / (diameter * lipschitz**2)),
+                config.max_inner,
+                config.max_subgradients - track.subgradients,
+            )
             gamma = 3 / (k + 2)
             g = problem.gradient((1 - gamma) * x_bar + gamma * x)
             track.gradients += 1

@@ -61,8 +61,9 @@ class CompositeProblem:
         return 0.5 * r @ r + self.tv * torch.diff(x).abs().sum() + 0.5 * self.mu * x @ x
 
 
-def tv_problem(n: int = 50, m: int = 40, *, tv: float = 0.05, mu: float = 0.05, noise: float = 0.1, seed: int = 0,
-               device=None) -> CompositeProblem:  # fmt: skip
+def tv_problem(
+    n: int = 50, m: int = 40, *, tv: float = 0.05, mu: float = 0.05, noise: float = 0.1, seed: int = 0, device=None
+) -> CompositeProblem:
     """A piecewise-constant signal seen through ``m`` Gaussian measurements (A ~ N(0, 1/m)) with noise."""
     gen = generator(seed, "cpu")
     jumps = torch.randint(1, n, (4,), generator=gen).sort().values
@@ -72,8 +73,16 @@ def tv_problem(n: int = 50, m: int = 40, *, tv: float = 0.05, mu: float = 0.05, 
     b = a @ signal + noise * torch.randn(m, generator=gen, dtype=torch.float64)
     psi_star = _optimum(a.numpy(), b.numpy(), tv, mu)
     device = device or "cpu"
-    return CompositeProblem("tv-denoising", a.to(device), b.to(device), tv, mu,
-                            torch.zeros(n, dtype=torch.float64, device=device), signal.to(device), psi_star)  # fmt: skip
+    return CompositeProblem(
+        "tv-denoising",
+        a.to(device),
+        b.to(device),
+        tv,
+        mu,
+        torch.zeros(n, dtype=torch.float64, device=device),
+        signal.to(device),
+        psi_star,
+    )
 
 
 def _optimum(a: np.ndarray, b: np.ndarray, tv: float, mu: float) -> float:
