@@ -503,3 +503,42 @@ def test_without_conventions_the_direction_drifts(experiments, param):
     assert np.median(off[2000]) < np.median(on[2000]) - 0.02
     assert np.std(off[2000]) > 3 * np.std(on[2000])  # seed-dependent
     assert np.min(off[2000]) < 0.9
+
+
+# --- garbage in: OptiscopeError, never another exception or a silent NaN --------------------------------------
+
+RUN_D2 = analyze(SMALL, run(SMALL, steps=5))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: solve_svm(SMALL, "abc"),
+        lambda: solve_svm(SMALL, [0.5, 1.0]),
+        lambda: solve_svm(SMALL, [np.nan, 0]),
+        lambda: solve_svm(SMALL, [[0, 1], [1, 0]]),
+        lambda: selection_kind(SMALL, [0, 0], solution="x"),
+        lambda: selection_kind(SMALL, [0, 0], solution=np.full((2, 2), np.nan)),
+        lambda: correlation("a", "b"),
+        lambda: correlation(np.full((2, 2), np.nan), np.eye(2)),
+        lambda: correlation(np.ones(3), np.ones(3)),
+        lambda: spectrum(np.full((2, 2), np.inf)),
+        lambda: spectrum(None),
+        lambda: log10_gap(np.array([0.5, np.nan])),
+        lambda: normalized_margin(SMALL, np.eye(3), [0, 0]),
+        lambda: analyze(SMALL, None),
+        lambda: analyze(SMALL, [1, 2]),
+        lambda: plane_geometry(SMALL, "not a run"),
+        lambda: plane_geometry(SMALL, RUN_D2, frames=[99]),
+        lambda: plane_geometry(SMALL, RUN_D2, extent=-1.0),
+        lambda: plane_geometry(make_problem(n=3, T=3, d=2), RUN_D2),
+        lambda: SVMCache(maxsize=0),
+        lambda: run(SMALL, init="abc"),
+        lambda: make_problem(n=float("nan")),
+        lambda: make_problem(device=5),
+        lambda: single_input_example(third_score="x"),
+    ],
+)
+def test_garbage_raises_optiscope_error(call):
+    with pytest.raises(OptiscopeError):
+        call()

@@ -11,7 +11,7 @@ import torch
 from core.attention_svm.problem import Problem
 from core.attention_svm.svm import SVMCache, constraint_matrix, rank, solve_both
 from core.attention_svm.train import TrainState
-from core.errors import OptiscopeError, check_budget, check_int
+from core.errors import OptiscopeError, check_budget, check_int, check_positive
 
 RECORD_BUDGET = 25_000_000  # float64 values a Run holds, (steps + 1)·(d² + n·T): 200 MB
 
@@ -95,6 +95,8 @@ def _corr_curve(Ws: np.ndarray, S: np.ndarray | None) -> np.ndarray | None:
 def _record(problem: Problem, states: Iterable[TrainState]) -> list[TrainState]:
     """The states, each checked against the problem, refused past RECORD_BUDGET before it is held."""
     shape = ((problem.d, problem.d), (problem.n, problem.T))
+    if not isinstance(states, Iterable):
+        raise OptiscopeError(f"Expected `states` to be the iterator of `run`, but got {type(states).__name__}")
     kept = []
     for state in states:
         if not isinstance(state, TrainState) or (tuple(state.W.shape), tuple(state.probs.shape)) != shape:
@@ -168,7 +170,12 @@ def log10_gap(corr: np.ndarray | None) -> np.ndarray | None:
     >>> log10_gap(np.array([0.9, 1.0])).round(6).tolist()
     [-1.0, -16.0]
     """
-    return None if corr is None else np.log10(np.clip(1 - np.asarray(corr), 1e-16, None))
+    if corr is None:
+        return None
+    corr = np.asarray(corr, dtype=np.float64)
+    if not np.isfinite(corr).all():
+        raise OptiscopeError("Expected a finite `corr`, but it holds NaN or inf")
+    return np.log10(np.clip(1 - corr, 1e-16, None))
 
 
 @dataclass(frozen=True)
@@ -207,12 +214,20 @@ def plane_geometry(
     >>> plane.selected, plane.svm_ray.round(4).tolist()
     (0, [-0.0995, 0.995])
     """
+    if not isinstance(run, Run):
+        raise OptiscopeError(f"Expected `run` to be the `Run` of `analyze`, but got {type(run).__name__}")
     if problem.d != 2:
         raise OptiscopeError(f"Expected a problem with d = 2 for the token plane, but got d = {problem.d}")
+    if run.W.shape[1:] != (2, 2) or run.selected.shape != (problem.n,):
+        raise OptiscopeError(
+            f"Expected the `run` of this problem, but got W {run.W.shape[1:]}, n = {len(run.selected)}"
+        )
     i = check_int("sequence", sequence, 0, problem.n - 1)
+    frames = [check_int("frames", k, -len(run.W), len(run.W) - 1) for k in frames]
+    extent = check_positive("extent", extent)
     X, z = problem.X[i].cpu().numpy(), problem.z[i].cpu().numpy()
     a = int(run.selected[i])
-    rays = run.W[list(frames)] @ z  # (F, 2)
+    rays = run.W[frames] @ z  # (F, 2)
     length = np.linalg.norm(rays, axis=1, keepdims=True)
     plane = {"tokens": X, "scores": problem.scores[i].cpu().numpy(), "optimal": int(run.optimal[i]), "selected": a}
     plane["rays"] = rays / np.where(length > 0, length, 1.0)

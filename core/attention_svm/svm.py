@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from core.attention_svm.problem import Problem
-from core.errors import OptiscopeError, check_budget, check_choice
+from core.errors import OptiscopeError, check_budget, check_choice, check_int
 
 NORMS = {"fro": "Frobenius ‖W‖_F (W parameterization)", "nuc": "nuclear ‖W‖_* ((K, Q) parameterization)"}
 PARAM_NORM = {"w": "fro", "kq": "nuc"}  # the SVM each parameterization's direction converges to
@@ -23,8 +23,32 @@ _DPP_MAX = 20_000  # a parameter A with m·d² entries: its DPP tensor grows too
 SVM_BUDGET = 200_000  # constraint entries m·d² (m = n(T − 1)): the nuclear SDP takes ~10 s at this size on a CPU
 
 
+def _host(name: str, a) -> np.ndarray:
+    """`a` (a tensor on any device, an array or nested lists) as a host numpy array, or OptiscopeError."""
+    try:
+        return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise OptiscopeError(f"Expected `{name}` to be an array, but got {type(a).__name__}") from e
+
+
+def _matrix(name: str, W, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """`W` as a finite float64 host matrix (of `shape` when given)."""
+    a = _host(name, W)
+    if a.dtype.kind not in "biuf" or a.ndim != 2 or (shape is not None and a.shape != shape):
+        raise OptiscopeError(
+            f"Expected `{name}` to be a real matrix of shape {shape or '(d, d)'}, but got {a.dtype} {a.shape}"
+        )
+    if not np.isfinite(a).all():
+        raise OptiscopeError(f"Expected `{name}` to be finite, but it holds NaN or inf")
+    return a.astype(np.float64)
+
+
 def _selected(problem: Problem, selected) -> np.ndarray:
-    sel = np.asarray(torch.as_tensor(selected).cpu(), dtype=np.int64).reshape(-1)
+    raw = _host("selected", selected).reshape(-1)
+    integral = raw.dtype.kind in "iu" or (raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw % 1 == 0).all())
+    if not integral:
+        raise OptiscopeError(f"Expected `selected` to hold token indices, but got {raw.tolist()}")
+    sel = raw.astype(np.int64)
     if sel.shape != (problem.n,):
         raise OptiscopeError(f"Expected one selected token per sequence, shape ({problem.n},), but got {sel.shape}")
     if (sel < 0).any() or (sel >= problem.T).any():
@@ -50,7 +74,7 @@ def constraint_matrix(problem: Problem, selected) -> np.ndarray:
 
 def margins(problem: Problem, W, selected) -> np.ndarray:
     """The SVM constraints' left sides (x_iα − x_it)ᵀ W z_i for t ≠ α_i, shape (n (T − 1),); feasible iff all ≥ 1."""
-    W = np.asarray(torch.as_tensor(W, dtype=torch.float64).cpu())
+    W = _matrix("W", W, (problem.d, problem.d))
     return constraint_matrix(problem, selected) @ W.reshape(-1)
 
 
@@ -144,7 +168,7 @@ def selection_kind(problem: Problem, selected, *, solution=None) -> str:
     ['global', 'local', 'not optimal']
     """
     sel = _selected(problem, selected)
-    W = solve_svm(problem, sel) if solution is None else torch.as_tensor(solution, dtype=torch.float64)
+    W = solve_svm(problem, sel) if solution is None else _matrix("solution", solution, (problem.d, problem.d))
     if W is None:
         return "infeasible"
     if np.array_equal(sel, problem.optimal.cpu().numpy()):
@@ -197,7 +221,7 @@ class SVMCache:
     """
 
     def __init__(self, maxsize: int = 512) -> None:
-        self.maxsize = maxsize
+        self.maxsize = check_int("maxsize", maxsize, 1)
         self._items: OrderedDict[tuple, Solutions] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -233,21 +257,19 @@ def correlation(A, B) -> float:
     >>> correlation(torch.eye(2), 3 * torch.eye(2))
     1.0
     """
-    a = torch.as_tensor(A, dtype=torch.float64).cpu().reshape(-1)
-    b = torch.as_tensor(B, dtype=torch.float64).cpu().reshape(-1)
+    a, b = _matrix("A", A), _matrix("B", B)
     if a.shape != b.shape:
-        shapes = tuple(torch.as_tensor(A).shape), tuple(torch.as_tensor(B).shape)
-        raise OptiscopeError(f"Expected matrices of one shape, but got {shapes[0]} and {shapes[1]}")
-    na, nb = a.norm(), b.norm()
+        raise OptiscopeError(f"Expected matrices of one shape, but got {a.shape} and {b.shape}")
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
         return 0.0
-    return float(round(float(a @ b / (na * nb)), 15))
+    return float(round(float((a * b).sum() / (na * nb)), 15))
 
 
 def normalized_margin(problem: Problem, W, selected) -> float:
     """min_(i, t≠α_i) (x_iα − x_it)ᵀ W z_i / ‖W‖_F; GD's tends to the SVM's 1/‖W^mm‖_F."""
-    W = torch.as_tensor(W, dtype=torch.float64)
-    nrm = float(W.norm())
+    W = _matrix("W", W, (problem.d, problem.d))
+    nrm = float(np.linalg.norm(W))
     return float(margins(problem, W, selected).min() / nrm) if nrm > 0 else 0.0
 
 
@@ -257,7 +279,7 @@ def spectrum(W) -> np.ndarray:
     >>> spectrum(np.diag([2.0, 1.0])).tolist()
     [1.0, 0.5]
     """
-    s = np.linalg.svd(np.asarray(torch.as_tensor(W, dtype=torch.float64).cpu()), compute_uv=False)
+    s = np.linalg.svd(_matrix("W", W), compute_uv=False)
     return s / s[0] if s[0] > 0 else s
 
 
