@@ -23,8 +23,10 @@ from _common import publish  # noqa: E402
 
 from core import landscape as ll  # noqa: E402
 from core import zoo  # noqa: E402
+from core.landscape.exact import hessian_matrix  # noqa: E402
+from core.landscape.functional import combine, unflatten  # noqa: E402
 from core.landscape.hvp import HessianOperator, hvp_forward_over_reverse  # noqa: E402
-from core.landscape.models import digits_batch  # noqa: E402
+from core.landscape.models import batch_for  # noqa: E402
 
 
 def timed(fn, repeat: int = 1):
@@ -41,25 +43,25 @@ def main() -> None:
     args = parser.parse_args()
     n, repeat = (21, 1) if args.quick else (41, 3)
     model = zoo.load("digits-mlp-converged")
-    x, y = digits_batch("train")
-    loss_fn, params = ll.loss_fn_for(model, (x, y), F.cross_entropy), ll.params_of(model)
+    x, y = batch_for("digits-mlp-converged")
+    loss_fn, params = ll.loss_fn_for(model, x, y), ll.params_of(model)
     rows = []
 
     # HVP: double backward on a cached graph vs torch.func forward-over-reverse
     op = HessianOperator(loss_fn, params)
     v = torch.randn(op.size, generator=torch.Generator().manual_seed(0))
     _, t_db = timed(lambda: op.matvec(v), 20)
-    _, t_fr = timed(lambda: hvp_forward_over_reverse(loss_fn, params, ll.unflatten(v, params)), 5)
+    _, t_fr = timed(lambda: hvp_forward_over_reverse(loss_fn, params, unflatten(v, params)), 5)
     rows.append(("HVP: double backward (cached graph) vs jvp(grad)", f"{t_db * 1e3:.2f} ms", f"{t_fr * 1e3:.2f} ms (torch.func)", f"{t_fr / t_db:.1f}×", ""))
 
     # Grid
-    d1, d2 = ll.random_directions(params, "filter", seed=0)
-    ours, t_ours = timed(lambda: ll.surface(loss_fn, params, d1, d2, 1.0, n), repeat)
+    d1, d2 = ll.random_directions(params, seed=0)
+    ours, t_ours = timed(lambda: ll.surface(loss_fn, params, (d1, d2), extent=1.0, n=n), repeat)
     grid = torch.linspace(-1, 1, n)
 
     def loop():
         with torch.no_grad():
-            return torch.tensor([[float(loss_fn(ll.functional.combine(params, d1, float(a), d2, float(b)))) for b in grid] for a in grid])
+            return torch.tensor([[float(loss_fn(combine(params, d1, float(a), d2, float(b)))) for b in grid] for a in grid])
 
     plain, t_loop = timed(loop, 1)
     import loss_landscapes
@@ -73,12 +75,12 @@ def main() -> None:
 
     # Top-5 eigenvalues vs the exact Hessian
     if args.quick:  # eigh of the 4,810² Hessian takes ~1 min here: reference = Lanczos at tol 1e-12, trace of H
-        ref, t_exact = timed(lambda: ll.eigenpairs(loss_fn, params, 5, "LA", tol=1e-12), 1)
-        truth, true_trace = ref.eigenvalues.double(), float(ll.hessian_matrix(loss_fn, params).trace())
+        ref, t_exact = timed(lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-12), 1)
+        truth, true_trace = ref.eigenvalues.double(), float(hessian_matrix(loss_fn, params).trace())
     else:
         exact, t_exact = timed(lambda: ll.exact_spectrum(loss_fn, params), 1)
         truth, true_trace = exact.eigenvalues.flip(0)[:5].double(), float(exact.eigenvalues.sum())
-    top, t_top = timed(lambda: ll.eigenpairs(loss_fn, params, 5, "LA", tol=1e-4), repeat)
+    top, t_top = timed(lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-4), repeat)
     rel = float(((top.eigenvalues.double() - truth).abs() / truth.abs()).max())
     from pyhessian import hessian as PyHessian
 
@@ -91,7 +93,7 @@ def main() -> None:
     # Trace
     (ph_tr), t_phtr = timed(lambda: ph.trace(), 1)
     budget = len(ph_tr)
-    tr, t_tr = timed(lambda: ll.hessian_trace(loss_fn, params, budget, seed=0, method="hutch++"), 1)
+    tr, t_tr = timed(lambda: ll.hessian_trace(loss_fn, params, n_probes=budget, seed=0, method="hutch++"), 1)
     rows.append(("trace (Hutch++ in PyHessian's HVP budget)", f"{t_tr * 1e3:.0f} ms, {tr.num_hvps} HVPs, rel err {abs(tr.trace - true_trace) / abs(true_trace):.2%}",
                  f"{t_phtr * 1e3:.0f} ms, {budget} HVPs, rel err {abs(np.mean(ph_tr) - true_trace) / abs(true_trace):.2%}",
                  f"{t_phtr / t_tr:.1f}×", f"exact tr H = {true_trace:.4f}"))

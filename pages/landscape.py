@@ -126,7 +126,7 @@ with ui.errors("the Hessian spectrum"):
     spec = {m: spectrum(src, k, seed, up) for m, (src, up) in sources.items()}
     left, right = st.columns(2)
     main, slq = spec[name], f"{spec[name].slq_runs} runs × {spec[name].slq_steps} Lanczos steps"
-    dens = go.Figure([go.Scatter(x=s.grid, y=s.density.clamp_min(1e-12), name=m) for m, s in spec.items()])
+    dens = go.Figure([go.Scatter(x=s.grid, y=np.maximum(s.density, 1e-12), name=m) for m, s in spec.items()])
     dens.update_layout(title=f"Eigenvalue density (SLQ, {slq})", yaxis_type="log", xaxis_title="λ")
     ui.chart(dens, "density", data={m: {"grid": s.grid, "density": s.density} for m, s in spec.items()}, where=left)
     tops = go.Figure([go.Bar(x=list(range(1, k + 1)), y=s.top, name=m) for m, s in spec.items()])

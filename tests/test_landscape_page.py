@@ -1,31 +1,135 @@
-"""AppTest of the loss-landscape page: default view, non-default URL parameters, bad input shown as an error."""
+"""AppTest of the loss-landscape page: each preset's number, old links, garbage links, refusals shown as messages."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 
-def _no_exception(at) -> None:
+import numpy as np
+import pytest
+
+from core import zoo
+
+
+def _ok(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_default_view_renders_surface_and_criteria(open_page) -> None:
+def _metric(at, label: str) -> float:
+    return float(next(m.value for m in at.metric if m.label == label))
+
+
+def _specs(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _array(value) -> np.ndarray:
+    """A plotly trace array: a list, or plotly's typed-array form ``{dtype, bdata, shape}``."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(s) for s in str(value.get("shape", len(flat))).split(",")])
+    return np.asarray(value, dtype=float)
+
+
+def _preset(open_page, index: int):
+    at = open_page("pages/landscape.py", n="11")
+    at.sidebar.button(key=f"preset-{index}").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_default_view_shows_the_exact_centre_loss_and_lambda_max(open_page) -> None:
     at = open_page("pages/landscape.py")
-    _no_exception(at)
+    _ok(at)
     assert not at.error, [e.value for e in at.error]
-    labels = [m.label for m in at.metric]
-    assert any("re" in x for x in labels) and any("tr H" in x for x in labels)
+    metrics = zoo.info("digits-mlp-converged")["metrics"]
+    assert _metric(at, "λmax (digits-mlp-converged)") == pytest.approx(metrics["lambda_max"], rel=1e-3)
+    surface = _specs(at)[0]
+    assert "41×41 grid" in surface["layout"]["title"]["text"]
+    contour = _array(surface["data"][1]["z"])
+    assert contour.shape == (41, 41) and contour[20, 20] == pytest.approx(metrics["train_loss"], rel=1e-4)
+    assert contour.min() == pytest.approx(contour[20, 20], rel=1e-6)  # a converged network: θ is the minimum here
 
 
-def test_hessian_axes_1d_slices_and_comparison(open_page) -> None:
+def test_preset_sharp_vs_flat_shows_a_larger_lambda_max_for_full_batch_gd(open_page) -> None:
+    at = _preset(open_page, 0)
+    sharp, flat = _metric(at, "λmax (digits-mlp-sharp)"), _metric(at, "λmax (digits-mlp-flat)")
+    assert sharp == pytest.approx(1.09, abs=0.01) and flat == pytest.approx(0.68, abs=0.01)  # models.py's claim
+
+
+def test_preset_saddles_early_shows_negative_curvature(open_page) -> None:
+    at = _preset(open_page, 1)
+    title = _specs(at)[0]["layout"]["title"]["text"]
+    lam_min = float(re.search(r"λmin = (-?[\d.e+-]+)", title).group(1))
+    assert lam_min < -0.1 and _metric(at, "re (digits-mlp-early)") > 0.03
+
+
+def test_preset_init_vs_converged_shows_the_criteria_falling_with_training(open_page) -> None:
+    at = _preset(open_page, 2)
+    assert _metric(at, "re (digits-mlp-init)") > 100 * _metric(at, "re (digits-mlp-converged)")
+    assert _metric(at, "Kh₀.₅ (digits-mlp-init)") > 5 * _metric(at, "Kh₀.₅ (digits-mlp-converged)")
+
+
+def test_old_label_links_select_the_registry_keys(open_page) -> None:
+    """Links made before the registry keys carried display labels: they still select the same view."""
     at = open_page(
-        "pages/landscape.py", model="digits-mlp-sharp", compare="digits-mlp-flat", axes="Hessian (λmax, λmin)",
-        view="1-D slices", n="15", extent="0.5", k="3",
+        "pages/landscape.py",
+        model="digits-mlp-sharp",
+        compare="digits-mlp-flat",
+        axes="Hessian (λmax, λmin)",
+        view="1-D slices",
+        n="15",
+        extent="0.5",
+        k="3",
     )
-    _no_exception(at)
+    _ok(at)
     assert not at.error, [e.value for e in at.error]
-    assert len([m for m in at.metric if m.label.startswith("tr H")]) == 2
+    assert at.sidebar.selectbox(key="axes").value == "hessian" and at.sidebar.radio(key="view").value == "slices"
+    slices = _specs(at)[0]
+    assert [t["name"] for t in slices["data"]][:2] == ["digits-mlp-sharp along d1", "digits-mlp-sharp along d2"]
+    assert len(slices["data"]) == 4 and len(_array(slices["data"][0]["y"])) == 15
 
 
 def test_eigen_pair_axes_with_log_scale(open_page) -> None:
-    at = open_page("pages/landscape.py", axes="Hessian pair (i, j)", i="2", j="3", n="11", log="true")
-    _no_exception(at)
+    at = open_page("pages/landscape.py", axes="pair", i="2", j="3", n="11", log="true")
+    _ok(at)
     assert not at.error, [e.value for e in at.error]
+    title = _specs(at)[0]["layout"]["title"]["text"]
+    assert "λ2 = " in title and "λ3 = " in title and "z: log₁₀ loss" in title
+
+
+def test_the_same_eigenvalue_twice_is_refused_with_a_message(open_page) -> None:
+    at = open_page("pages/landscape.py", axes="pair", i="2", j="2", n="11")
+    _ok(at)
+    assert any("`i` ≠ `j`" in e.value for e in at.error)
+    assert _metric(at, "λmax (digits-mlp-converged)") > 0  # the spectrum still renders
+
+
+def test_garbage_links_render_with_notices_and_defaults(open_page) -> None:
+    at = open_page(
+        "pages/landscape.py",
+        model="bogus",
+        compare="nope",
+        axes="Nope",
+        view="xyz",
+        bn="train",
+        n="-5",
+        extent="abc",
+        k="999",
+        log="maybe",
+        seed="-1",
+    )
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    notices = " ".join(t.value for t in at.toast)
+    for key in ("model", "axes", "view", "n", "extent", "k"):
+        assert f"`{key}=" in notices, (key, notices)
+    assert _metric(at, "λmax (digits-mlp-converged)") == pytest.approx(0.2987, abs=1e-4)
+
+
+def test_an_even_resolution_from_a_link_is_explained(open_page) -> None:
+    at = open_page("pages/landscape.py", n="12")
+    _ok(at)
+    assert any("odd" in e.value for e in at.error) or "12" not in _specs(at)[0]["layout"]["title"]["text"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from core.errors import check_choice, check_int, check_positive
 from core.landscape.functional import LossFn, Params
 from core.landscape.hvp import HessianOperator
-from core.landscape.lanczos import default_max_iter, lanczos
+from core.landscape.lanczos import check_max_iter, lanczos
 
 TRACE_METHODS = ("hutchinson", "hutch++")
 MAX_PROBES = 10_000
@@ -84,14 +85,25 @@ class LayerSpectrum:
 
 
 def layer_spectra(
-    loss_fn: LossFn, params: Params, *, n_probes: int = 30, seed: int = 0, tol: float = 1e-4
+    loss_fn: LossFn,
+    params: Params,
+    *,
+    n_probes: int = 30,
+    seed: int = 0,
+    tol: float = 1e-4,
+    max_iter: int | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[LayerSpectrum]:
     """Per-layer Hessian spectra: λmax and trace of each parameter tensor's diagonal block (PyHessian#9, #10).
+
+    Each tensor costs one Lanczos run (≤ ``max_iter`` products of the whole Hessian) plus ``n_probes`` products.
 
     Args:
         loss_fn (`Callable`), params (`dict`): the loss and the point θ.
         n_probes (`int`, defaults to `30`): Hutchinson probes per tensor.
         seed (`int`, defaults to `0`), tol (`float`, defaults to `1e-4`): Lanczos start and tolerance.
+        max_iter (`int`, optional): Lanczos steps per tensor (default ``min(size, 300)``).
+        names (`Sequence[str]`, optional): only these tensors (default: all, in ``params`` order).
 
     >>> A = torch.diag(torch.tensor([1.0, 3.0, 5.0], dtype=torch.float64))
     >>> f = lambda p: 0.5 * torch.cat([p["a"], p["b"]]) @ A @ torch.cat([p["a"], p["b"]])
@@ -101,6 +113,7 @@ def layer_spectra(
     n_probes = check_int("n_probes", n_probes, 1, MAX_PROBES)
     check_int("seed", seed, 0)
     check_positive("tol", tol)
+    chosen = list(params) if names is None else [check_choice("names", name, tuple(params)) for name in names]
     op = HessianOperator(loss_fn, params)
     gen = torch.Generator().manual_seed(seed)
     out, start = [], 0
@@ -108,13 +121,16 @@ def layer_spectra(
         size = tensor.numel()
         sl = slice(start, start + size)
         start += size
+        if name not in chosen:
+            continue
 
         def block(v, sl=sl, size=size):  # H_ll·v: embed into θ-space, multiply, take the block back
             full = v.new_zeros(v.shape[:-1] + (op.size,))
             full[..., sl] = v
             return op.matvec(full)[..., sl].double()
 
-        values, *_ = lanczos(block, size, 1, tol=tol, max_iter=default_max_iter(size), generator=gen, device=op.device)
+        steps = check_max_iter(max_iter, size)
+        values, *_ = lanczos(block, size, 1, tol=tol, max_iter=steps, generator=gen, device=op.device)
         if size <= n_probes:
             eye = torch.eye(size, dtype=torch.float64, device=op.device)
             trace, stderr = float(torch.diagonal(block(eye)).sum()), 0.0
