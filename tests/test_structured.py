@@ -113,6 +113,7 @@ def test_greedy_rules_read_the_whole_gradient_and_pick_the_gsl_coordinate():
         ({"config": CD(block_size=5)}, "block_size"),
         ({"x0": torch.zeros(3)}, "x0"),
         ({"config": CD(steps=10**9)}, "budget"),
+        ({"device": "cuda"}, "the problem's"),
     ],
 )
 def test_coordinate_bad_input_is_refused_when_called(kwargs, needle):

@@ -17,6 +17,7 @@ from torch.func import grad, hessian, jacrev
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.structured._start import start_point
 from core.structured.constrained_problems import ConstrainedProblem
 from core.structured.sketch import SOLVERS, Sketch
 
@@ -129,7 +130,7 @@ def run(
         multipliers (`torch.Tensor`, optional): λ0, (m,); defaults to ones (the authors' start).
         config (`SketchConfig`): solver, accuracy and merit constants.
         seed (`int`, defaults to `0`): seeds the sketches.
-        device (`torch.device`, optional): defaults to ``x0``'s.
+        device (`torch.device`, optional): the problem's device (where ``make_problem(..., device=)`` built it).
 
     Raises:
         OptiscopeError: bad settings, or a singular KKT system at ``x0`` (dependent constraint gradients).
@@ -142,9 +143,7 @@ def run(
     >>> last.status, round(last.x[1].item(), 6), last.alpha
     ('converged', 1.732051, 1.0)
     """
-    x = (problem.x0 if x0 is None else torch.as_tensor(x0)).to(device or problem.x0.device, torch.float64)
-    if x.shape != problem.x0.shape or not torch.isfinite(x).all():
-        raise OptiscopeError(f"Expected a finite `x0` of shape {tuple(problem.x0.shape)}, but got {tuple(x.shape)}")
+    x = start_point(problem.x0, x0, device)
     m = problem.constraints(x).numel()
     lam = torch.ones(m, dtype=x.dtype, device=x.device) if multipliers is None else torch.as_tensor(multipliers).to(x)
     if lam.shape != (m,):

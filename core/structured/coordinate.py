@@ -15,6 +15,7 @@ import torch
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.structured._start import start_point
 from core.structured.coordinate_problems import CoordinateProblem
 
 RULES = {
@@ -105,7 +106,7 @@ def run(
         x0 (`torch.Tensor`, optional): the start, (d,); defaults to ``problem.x0``.
         config (`CoordinateConfig`): the rule, blocks, update and stopping.
         seed (`int`, defaults to `0`): for the random rules.
-        device (`torch.device`, optional): defaults to ``x0``'s.
+        device (`torch.device`, optional): the problem's device (where ``make_problem(..., device=)`` built it).
 
     Shapes:
         x0: (d,) -> state.x: (d,)
@@ -116,9 +117,7 @@ def run(
     >>> last.relative_gap <= 1e-6, last.block.tolist() in ([0], [1])
     (True, True)
     """
-    x = (problem.x0 if x0 is None else torch.as_tensor(x0)).to(device or problem.x0.device, torch.float64)
-    if x.shape != problem.x0.shape or not torch.isfinite(x).all():
-        raise OptiscopeError(f"Expected a finite `x0` of shape {tuple(problem.x0.shape)}, but got {tuple(x.shape)}")
+    x = start_point(problem.x0, x0, device)
     d = problem.d
     if config.block_size > d:
         raise OptiscopeError(f"Expected `block_size` <= d = {d}, but got {config.block_size}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.structured._start import start_point
 from core.structured.sliding_problems import CompositeProblem
 
 METHODS = {
@@ -103,7 +104,7 @@ def run(
         problem (`CompositeProblem`): from :func:`make_problem`.
         x0 (`torch.Tensor`, optional): (n,), defaults to ``problem.x0``.
         config (`SlidingConfig`): method, stopping and budgets.
-        device (`torch.device`, optional): defaults to ``x0``'s.
+        device (`torch.device`, optional): the problem's device (where ``make_problem(..., device=)`` built it).
 
     Shapes:
         x0: (n,) -> state.x: (n,)
@@ -113,9 +114,7 @@ def run(
     >>> last.status, last.gradients < 300 < last.subgradients  # about 250 gradients and 1400 subgradients
     ('converged', True)
     """
-    x = (problem.x0 if x0 is None else torch.as_tensor(x0)).to(device or problem.x0.device, torch.float64)
-    if x.shape != problem.x0.shape or not torch.isfinite(x).all():
-        raise OptiscopeError(f"Expected a finite `x0` of shape {tuple(problem.x0.shape)}, but got {tuple(x.shape)}")
+    x = start_point(problem.x0, x0, device)
     if float(problem.objective(x)) <= problem.psi_star:
         raise OptiscopeError("Expected `x0` with a positive gap Ψ(x0) - Ψ*, but it is already optimal")
     loop = _sliding if config.method == "sliding" else _subgradient
