@@ -44,8 +44,14 @@ def _stub_torchvision() -> None:
     functional.resize = unavailable
     ops.box_iou = unavailable
     tv.transforms, tv.ops, transforms.functional = transforms, ops, functional
-    sys.modules.update({"torchvision": tv, "torchvision.transforms": transforms,
-                        "torchvision.transforms.functional": functional, "torchvision.ops": ops})
+    sys.modules.update(
+        {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.transforms.functional": functional,
+            "torchvision.ops": ops,
+        }
+    )
 
 
 def main() -> None:
@@ -58,10 +64,9 @@ def main() -> None:
     from captum.attr import LayerAttribution, LayerGradCam
 
     from core import zoo
-    from core.cam import cf_cam, grad_cam, grad_cam_pp, score_cam
+    from core.cam import OTHER, CFCAMConfig, cf_cam
     from core.cam import metrics as M
-    from core.cam.attributions import OTHER
-    from core.cam.gradcam import upsample_normalize
+    from core.cam.gradcam import grad_cam, grad_cam_pp, score_cam, upsample_normalize
     from core.data.shapes import make_shapes
     from core.device import device_label
 
@@ -71,6 +76,7 @@ def main() -> None:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     layer = model.cam_layer
+    linear = CFCAMConfig(filter="none", combine="linear")
     module = model.get_submodule(layer)
 
     def captum_gc(x, t):
@@ -83,23 +89,26 @@ def main() -> None:
                 for k, v in kw.items():
                     setattr(cam, k, v)
                 return torch.from_numpy(cam(x, targets=[ClassifierOutputTarget(int(c)) for c in t]))
+
         return run
 
     methods = {
-        "Grad-CAM (ours)": lambda x, t: grad_cam(model, layer, x, t),
+        "Grad-CAM (ours)": lambda x, t: grad_cam(model, x, t, layer=layer),
         "Grad-CAM (captum)": captum_gc,
         "Grad-CAM (pytorch-grad-cam)": pgc(GradCAM),
-        "Grad-CAM++ (ours)": lambda x, t: grad_cam_pp(model, layer, x, t),
+        "Grad-CAM++ (ours)": lambda x, t: grad_cam_pp(model, x, t, layer=layer),
         "Grad-CAM++ (pytorch-grad-cam)": pgc(GradCAMPlusPlus),
-        "CF-CAM (ours, gaussian, softmax)": lambda x, t: cf_cam(model, layer, x, t).map,
-        "CF-CAM (ours, no filter, linear)": lambda x, t: cf_cam(model, layer, x, t, filter=None, combine="linear").map,
-        "Score-CAM (ours)": lambda x, t: score_cam(model, layer, x, t, batch_size=128),
+        "CF-CAM (ours, gaussian, softmax)": lambda x, t: cf_cam(model, x, t, layer=layer).map,
+        "CF-CAM (ours, no filter, linear)": lambda x, t: cf_cam(model, x, t, layer=layer, config=linear).map,
+        "Score-CAM (ours)": lambda x, t: score_cam(model, x, t, layer=layer, batch_size=128),
         "Score-CAM (pytorch-grad-cam)": pgc(ScoreCAM, batch_size=128),
     }
 
     x, y, masks = make_shapes(max(n_images, 32), seed=777_777)
-    lines = [f"# CAM lab benchmark\n\nDevice: {device_label(torch.device('cpu'))}; model `shapes-cnn`, layer `{layer}` "
-             f"({module[0].out_channels} channels, 8×8), 64×64 inputs. Best of repeats, ms per image.\n"]
+    lines = [
+        f"# CAM lab benchmark\n\nDevice: {device_label(torch.device('cpu'))}; model `shapes-cnn`, layer `{layer}` "
+        f"({module[0].out_channels} channels, 8×8), 64×64 inputs. Best of repeats, ms per image.\n"
+    ]
     lat = {}
     rows = ["| method | batch 1 (ms/img) | batch 32 (ms/img) |", "|---|---:|---:|"]
     for name, fn in methods.items():
@@ -122,11 +131,20 @@ def main() -> None:
 
     # Parity with the anchors on 8 images (pytorch-grad-cam resizes with cv2, so compare before resize too).
     xs, ts = x[:8], y[:8]
-    ours = grad_cam(model, layer, xs, ts)
+    ours = grad_cam(model, xs, ts, layer=layer)
     d_captum = (ours - captum_gc(xs, ts)).abs().max().item()
     d_pgc = (ours - pgc(GradCAM)(xs, ts)).abs().max().item()
-    lines.append(f"\nGrad-CAM parity, max |Δ| over 8 maps: captum {d_captum:.1e}, pytorch-grad-cam {d_pgc:.1e} "
-                 "(cv2 resize and (x−min)/(max+1e-7) scaling differ from ours).")
+    lines.append(
+        f"\nGrad-CAM parity, max |Δ| over 8 maps: captum {d_captum:.1e}, pytorch-grad-cam {d_pgc:.1e} "
+        "(cv2 resize and (x−min)/(max+1e-7) scaling differ from ours)."
+    )
+    d_pp = (methods["Grad-CAM++ (ours)"](xs, ts) - pgc(GradCAMPlusPlus)(xs, ts)).abs().max().item()
+    d_sc = (methods["Score-CAM (ours)"](xs, ts) - pgc(ScoreCAM, batch_size=128)(xs, ts)).abs().max().item()
+    lines.append(
+        f"Against pytorch-grad-cam, max |Δ| over 8 maps: Grad-CAM++ {d_pp:.1e} (it adds 1e-6 to a_ij's "
+        f"denominator, ~g² ≈ 1e-8 under this GAP head; tests/test_cam.py checks ours against the exact closed "
+        f"form to 1e-6), Score-CAM {d_sc:.1e} (it upsamples masks with align_corners=True)."
+    )
 
     # Faithfulness / localisation table.
     xm, ym, mm = x[:n_images], y[:n_images], masks[:n_images]
@@ -143,19 +161,23 @@ def main() -> None:
         for s in range(0, n_images, 32):
             a, b, m = xm[s : s + 32], ym[s : s + 32], mm[s : s + 32]
             maps = m.float() if name == "ground-truth mask" else fn(a, b).detach().float()
-            for k, v in M.evaluate(model, a, maps, b, m, n_steps=32).items():
+            for k, v in M.evaluate(model, a, maps, b, m, steps=32).items():
                 per[k].append(v)
         results[name] = {k: torch.cat(v).mean().item() for k, v in per.items()}
     acc = (model(xm).argmax(1) == ym).float().mean().item()
     chance = mm.flatten(1).float().mean().item()
     lines.append(f"\n## Faithfulness over {n_images} fresh images ({time.perf_counter() - start:.0f} s)\n")
-    lines.append(f"Model accuracy on them: {acc:.3f}; mean mask area (pointing-game chance): {chance:.3f}. "
-                 "Deletion/insertion: 32 steps, softmax probability of the true class; AD/AI in %.\n")
+    lines.append(
+        f"Model accuracy on them: {acc:.3f}; mean mask area (pointing-game chance): {chance:.3f}. "
+        "Deletion/insertion: 32 steps, softmax probability of the true class; AD/AI in %.\n"
+    )
     lines.append("| method | deletion ↓ | insertion ↑ | AD ↓ | AI ↑ | pointing ↑ | EBPG ↑ |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        lines.append(f"| {name} | {r['deletion']:.3f} | {r['insertion']:.3f} | {r['average_drop']:.1f} | "
-                     f"{r['average_increase']:.1f} | {r['pointing_game']:.3f} | {r['ebpg']:.3f} |")
+        lines.append(
+            f"| {name} | {r['deletion']:.3f} | {r['insertion']:.3f} | {r['average_drop']:.1f} | "
+            f"{r['average_increase']:.1f} | {r['pointing_game']:.3f} | {r['ebpg']:.3f} |"
+        )
     publish("cam", lines, quick=args.quick)
 
 

@@ -48,7 +48,10 @@ def _check_maps(maps: torch.Tensor, like: torch.Tensor, name: str = "saliency") 
 
 
 def _targets(target: Any, n: int, device: torch.device) -> torch.Tensor:
-    target = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1)
+    try:
+        target = torch.as_tensor(target, dtype=torch.long, device=device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise OptiscopeError(f"Expected `target` to be class indices, but got {target!r}") from None
     if target.numel() not in (1, n):
         raise OptiscopeError(f"Expected one `target` per image ({n}), but got {target.numel()}")
     return target.expand(n)

@@ -71,9 +71,10 @@ def accuracy(model: nn.Module, n: int = 2000, seed: int = 10**6, batch: int = 50
 
 def train_shapes_cnn(seed: int, steps: int | None = None) -> tuple[nn.Module, dict[str, float]]:
     """Train ``ShapesCNN`` on freshly generated batches; returns the model and its held-out accuracy."""
-    torch.manual_seed(seed)  # weight init only; the data has its own per-step seeds
     total = RECIPE["steps"] if steps is None else int(steps)
-    model = ShapesCNN()
+    with torch.random.fork_rng(devices=[]):  # seeds the weight init without touching the caller's global RNG
+        torch.manual_seed(seed)
+        model = ShapesCNN()
     opt = torch.optim.AdamW(model.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=RECIPE["lr"], total_steps=max(total, 1))
     model.train()
