@@ -191,9 +191,9 @@ def _cbo_example(probe: Probe) -> tuple[tuple, dict]:
 def _guidance_example(probe: Probe) -> tuple[tuple, dict]:
     from core import guidance
 
-    guider = guidance.make_guider("cfg", w=3.0)
-    labels = torch.tensor([0, 1])
-    return (probe.counting(guidance.GaussianMixtureDenoiser()), guider, labels), {"steps": 3, "seed": 0}
+    config = guidance.GuiderConfig(name="cfg", w=3.0)
+    denoiser = probe.counting(guidance.GaussianMixtureDenoiser())
+    return (denoiser, torch.tensor([0, 1])), {"guider": config, "steps": 3, "seed": 0}
 
 
 def _attention_svm_example(probe: Probe) -> tuple[tuple, dict]:
