@@ -10,7 +10,6 @@ import streamlit as st
 import torch
 
 from core import cam
-from core.cam import metrics as M
 from core.data.shapes import CLASSES, make_shapes
 from pages import _ui as ui
 
@@ -140,7 +139,7 @@ with ui.errors("the metrics"):
     if done is not None:
         table = pd.DataFrame(done.table).T.rename_axis("method").reset_index()
         st.dataframe(table, hide_index=True, width="stretch")
-        long = table.rename(columns={k: f"{k} {'↑' if up else '↓'}" for k, up in M.METRICS.items()}).melt("method")
+        long = table.rename(columns={k: f"{k} {'↑' if up else '↓'}" for k, up in cam.METRICS.items()}).melt("method")
         fig = px.bar(long, "method", "value", facet_col="variable", height=300).update_yaxes(matches=None)
         fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
         ui.chart(fig, "metrics", data=table, name="cam-metrics")

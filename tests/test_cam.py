@@ -651,25 +651,37 @@ def test_budgets_refuse_work_past_their_limit(random_model):
 # --- the GPU path ------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def exact_float32():
+    """CUDA convolutions and matmuls in full float32 (no TF32) for the duration of a test."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.mark.gpu
-def test_cam_core_path_on_cuda_matches_cpu(cuda):
-    """explain() and run() on CUDA equal the CPU results: maps within 5e-3 (cuDNN may use TF32 convolutions,
-    ~1e-3 relative), CF-CAM maps within 2e-2 and ≥ 95% equal cluster labels (DBSCAN on near-tied distances),
-    metrics-table means within 0.05; every tensor made on the inputs' device."""
+def test_cam_core_path_on_cuda_matches_cpu(cuda, exact_float32):
+    """explain() and run() on CUDA against the CPU, in float32 without TF32. Tolerances: maps within 1e-3
+    (different conv kernels and summation orders); CF-CAM cluster labels ≥ 95% equal (DBSCAN thresholds on
+    distances can tip) and maps within 2e-2; metrics-table means within 5% (or 0.05), with one image's flip
+    allowed for the 0/1 metrics (pointing game, average increase). Every tensor is made on the inputs' device."""
     model = _shared_cnn()
     on_gpu = _shared_cnn().to(cuda)
     x, y, masks = make_shapes(8, seed=18)
     cpu = explain(model, x, y, masks=masks)
     gpu = explain(on_gpu, x.to(cuda), y.to(cuda), masks=masks.to(cuda))
     for name in ("Grad-CAM", "Grad-CAM++", "Score-CAM"):
-        assert gpu.maps[name].device.type == "cuda"
-        torch.testing.assert_close(gpu.maps[name].cpu(), cpu.maps[name], atol=5e-3, rtol=0)
+        assert gpu.maps[name].device.type == "cuda" and gpu.hits[name].device.type == "cuda"
+        torch.testing.assert_close(gpu.maps[name].cpu(), cpu.maps[name], atol=1e-3, rtol=0)
     assert all(t.device.type == "cuda" for t in (gpu.cf.map, gpu.cf.labels, gpu.cf.coefficients, gpu.cf.eps))
     assert (gpu.cf.labels.cpu() == cpu.cf.labels).float().mean() >= 0.95
     torch.testing.assert_close(gpu.cf.map.cpu(), cpu.cf.map, atol=2e-2, rtol=0)
     kwargs = {"steps": 4, "batch_size": 8, "seed": 1}
     table_cpu = list(run(model, x, y, masks=masks, **kwargs))[-1].table
     table_gpu = list(run(on_gpu, x.to(cuda), y.to(cuda), masks=masks.to(cuda), **kwargs))[-1].table
+    one_flip = {"pointing_game": 1 / 8, "average_increase": 100 / 8}
     for method, row in table_cpu.items():
         for metric, value in row.items():
-            assert abs(table_gpu[method][metric] - value) <= 0.05 * max(1.0, abs(value)), (method, metric)
+            allowed = max(0.05 * max(1.0, abs(value)), one_flip.get(metric, 0.0)) + 1e-9
+            assert abs(table_gpu[method][metric] - value) <= allowed, (method, metric, value, table_gpu[method][metric])
