@@ -23,8 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from cbx.dynamics import CBO  # noqa: E402
 
-from core.cbo import OBJECTIVES, last_state, run, success  # noqa: E402
+from core.cbo import OBJECTIVES, CBOConfig, run  # noqa: E402
+from core.cbo.state import success  # noqa: E402
 from core.device import device_label, sync  # noqa: E402
+from core.runs import last_state  # noqa: E402
 
 SETUP = {"alpha": 30.0, "sigma": 10.1, "lam": 1.0, "dt": 0.01, "noise": "anisotropic"}
 
@@ -38,8 +40,16 @@ def x0_uniform(m: int, n: int, d: int, seed: int) -> np.ndarray:
 
 
 def cbx_run(x0: np.ndarray, steps: int, seed: int) -> tuple[np.ndarray, float]:
-    dyn = CBO(rastrigin_np, x=x0.copy(), f_dim="3D", alpha=SETUP["alpha"], sigma=SETUP["sigma"], lamda=SETUP["lam"],
-              dt=SETUP["dt"], noise=SETUP["noise"], max_it=steps, verbosity=0, seed=seed, track_args={"names": []})  # fmt: skip
+    hyper = {
+        "alpha": SETUP["alpha"],
+        "sigma": SETUP["sigma"],
+        "lamda": SETUP["lam"],
+        "dt": SETUP["dt"],
+        "noise": SETUP["noise"],
+    }
+    dyn = CBO(
+        rastrigin_np, x=x0.copy(), f_dim="3D", max_it=steps, verbosity=0, seed=seed, track_args={"names": []}, **hyper
+    )
     t = time.perf_counter()
     for _ in range(steps):
         dyn.step()
@@ -48,19 +58,21 @@ def cbx_run(x0: np.ndarray, steps: int, seed: int) -> tuple[np.ndarray, float]:
     return np.asarray(dyn.consensus).reshape(x0.shape[0], -1), elapsed
 
 
-def ours_run(x0: np.ndarray, steps: int, seed: int, device: str, dtype=torch.float32) -> tuple[torch.Tensor, float, bool]:
+def ours_run(
+    x0: np.ndarray, steps: int, seed: int, device: str, dtype=torch.float32
+) -> tuple[torch.Tensor, float, bool]:
     x = torch.tensor(x0, dtype=dtype, device=device)
     sync(x.device)
     t = time.perf_counter()
-    last = last_state(run(OBJECTIVES["Rastrigin"], x, steps=steps, seed=seed, every=steps, **SETUP))
+    last = last_state(run(OBJECTIVES["Rastrigin"], x, config=CBOConfig(**SETUP), steps=steps, seed=seed, every=steps))
     sync(x.device)
     return last.consensus, time.perf_counter() - t, last.diverged
 
 
-def throughput(m: int, n: int, d: int, steps: int, device: str) -> dict:
+def throughput(m: int, n: int, d: int, steps: int, device: str, dtype=torch.float32) -> dict:
     x0 = x0_uniform(m, n, d, seed=0)
-    ours_run(x0[:, :, :], min(steps, 20), 0, device)  # warm-up (allocator, kernels)
-    _, t_ours, _ = ours_run(x0, steps, 0, device)
+    ours_run(x0, min(steps, 20), 0, device, dtype)  # warm-up (allocator, kernels)
+    _, t_ours, _ = ours_run(x0, steps, 0, device, dtype)
     _, t_cbx = cbx_run(x0, steps, 0)
     ps = m * n * steps
     return {"ours": ps / t_ours, "cbx": ps / t_cbx}
@@ -84,20 +96,35 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     q = args.quick
-    lines = [f"# CBO benchmark: Optiscope (torch) vs CBXpy {__import__('cbx').__version__ if hasattr(__import__('cbx'), '__version__') else '1.0.4'}", "",
-             f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; numpy {np.__version__}; "
-             f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}.",
-             f"Dynamics: anisotropic CBO, alpha = {SETUP['alpha']} fixed, sigma = {SETUP['sigma']}, lambda = 1, dt = 0.01, "
-             "Rastrigin, x0 ~ U[-3, 3]^d, float32 (ours) / float64 (CBXpy).", ""]  # fmt: skip
+    cbx_version = getattr(__import__("cbx"), "__version__", "1.0.4")
+    lines = [
+        f"# CBO benchmark: Optiscope (torch) vs CBXpy {cbx_version}",
+        "",
+        f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; numpy {np.__version__}; "
+        f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}.",
+        f"Dynamics: anisotropic CBO, alpha = {SETUP['alpha']} fixed, sigma = {SETUP['sigma']}, lambda = 1, dt = 0.01, "
+        "Rastrigin, x0 ~ U[-3, 3]^d. CBXpy computes in float64; Optiscope in float32 unless the row says float64.",
+        "",
+    ]
 
     steps = 200 if q else 1000
-    tp = throughput(10, 1000, 20, steps, args.device)
-    lines += ["## Throughput (Rastrigin d = 20, N = 1000, M = 10 runs)", "",
-              "| steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |", "|---|---|---|---|",
-              f"| {steps} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | **{tp['ours'] / tp['cbx']:.2f}×** |", ""]  # fmt: skip
-    print("\n".join(lines), flush=True)
+    lines += [
+        "## Throughput (Rastrigin d = 20, N = 1000, M = 10 runs)",
+        "",
+        "| steps | Optiscope dtype | Optiscope particle-steps/s | CBXpy (float64) particle-steps/s | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for dtype in (torch.float32, torch.float64):
+        tp = throughput(10, 1000, 20, steps, args.device, dtype)
+        name = str(dtype).removeprefix("torch.")
+        lines.append(
+            f"| {steps} | {name} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | **{tp['ours'] / tp['cbx']:.2f}×** |"
+        )
+        print(lines[-1], flush=True)
+    lines.append("")
 
-    rows = ["## Success rates (d = 20, ||v − x*||∞ < 0.25)", "", "| N | runs | steps | Optiscope | CBXpy |", "|---|---|---|---|---|"]
+    rows = ["## Success rates (d = 20, ||v − x*||∞ < 0.25)", "", "| N | runs | steps | Optiscope | CBXpy |"]
+    rows.append("|---|---|---|---|---|")
     for n, runs in ((40, 20 if q else 100), (100, 10 if q else 100)):
         st = 1000 if q else 5000
         sr = success_rate(n, runs, st, args.device)
@@ -105,12 +132,18 @@ def main() -> None:
         print(rows[-1], flush=True)
     lines += rows + [""]
 
-    rows = ["## Scaling in N (d = 20, M = 1)", "", "| N | steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |",
-            "|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "## Scaling in N (d = 20, M = 1, float32)",
+        "",
+        "| N | steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |",
+    ]
+    rows.append("|---|---|---|---|---|")
     for n in (10**2, 10**3, 10**4, 10**5) if q else (10**2, 10**3, 10**4, 10**5, 10**6):
         st = max(3, min(1000, int((2e5 if q else 2e6) / n)))
         tp = throughput(1, n, 20, st, args.device)
-        rows.append(f"| {n:.0e} | {st} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | {tp['ours'] / tp['cbx']:.2f}× |")
+        rows.append(
+            f"| {n:.0e} | {st} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | {tp['ours'] / tp['cbx']:.2f}× |"
+        )
         print(rows[-1], flush=True)
     lines += rows
     if not q:  # a quick run never overwrites the full results

@@ -1,33 +1,33 @@
-"""Consensus-based optimization (CBO) and the methods it relaxes: https://arxiv.org/abs/2306.09778"""
+"""Consensus-based optimization (CBO): https://arxiv.org/abs/1604.05648
 
-from core.cbo.baselines import METHODS, annealed_langevin, consensus_hopping, gradient_descent
-from core.cbo.consensus import consensus, consensus_weights, decay_rate, effective_sample_size, variance_to
-from core.cbo.dynamics import cbo_update, run
-from core.cbo.objectives import OBJECTIVES, Objective
-from core.cbo.phase import PhaseProgress, success_rate_grid, success_rates
-from core.cbo.state import CBOState, last_state, success
-from core.cbo.trace import Trace, trace
+With the methods it relaxes, after "Gradient is All You Need?" (https://arxiv.org/abs/2306.09778): consensus
+hopping and gradient descent (annealed Langevin dynamics is in ``core.cbo.baselines``), and the success rates
+of anisotropic CBO in high dimensions (https://arxiv.org/abs/1909.09249). ``run(objective, x0, *, config=CBOConfig(...), steps, seed)``
+yields one frozen :class:`~core.cbo.state.CBOState` per step; ``core.runs.last_state`` runs it to its end.
+"""
+
+from core.cbo.baselines import comparison_paths, consensus_hopping, gradient_descent
+from core.cbo.config import FORMULAS, NOISES, CBOConfig
+from core.cbo.consensus import consensus, consensus_weights, decay_rate, effective_sample_size
+from core.cbo.dynamics import run
+from core.cbo.objectives import OBJECTIVES
+from core.cbo.phase import success_rate_grid, success_rates
+from core.cbo.trace import trace
 
 __all__ = [
-    "METHODS",
+    "FORMULAS",
+    "NOISES",
     "OBJECTIVES",
-    "CBOState",
-    "Objective",
-    "Trace",
-    "PhaseProgress",
-    "annealed_langevin",
-    "cbo_update",
+    "CBOConfig",
+    "comparison_paths",
     "consensus",
     "consensus_hopping",
     "consensus_weights",
     "decay_rate",
     "effective_sample_size",
     "gradient_descent",
-    "last_state",
     "run",
-    "success",
     "success_rate_grid",
     "success_rates",
     "trace",
-    "variance_to",
 ]

@@ -8,27 +8,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
-from core.cbo.consensus import consensus
-from core.cbo.dynamics import run
+from core.cbo.config import check_alpha, check_seed, check_steps
+from core.cbo.consensus import gibbs_mean
+from core.cbo.objectives import Objective
 from core.cbo.state import (
     CBOState,
     as_batch,
-    check_positive,
-    check_steps,
+    check_objective,
+    check_particle_steps,
     evaluate,
     finite_runs,
     initial_energy,
     make_state,
 )
 from core.device import generator
+from core.errors import OptiscopeError, check_int, check_positive, check_range
+
+# The page's comparison paths (Riedl et al., Fig. 2): GD takes lr·dt = 2e-3, twice the paper's 1e-3 step and still
+# stable on Rastrigin, for 1000 steps instead of 1e4 (a path, not a convergence study); CH hops with the paper's σ = .7.
+GD_DT, GD_STEPS, GD_EVERY = 2e-3, 1000, 5
+CH_SIGMA, CH_STEPS = 0.7, 100
+MAX_HOP_SIGMA = 1e6  # wider hops than this only sample float overflow
 
 
 def consensus_hopping(
     objective: Callable[[torch.Tensor], torch.Tensor],
-    x0,
+    x0: torch.Tensor,
     *,
     alpha: float = 100.0,
     sigma: float = 0.7,
@@ -63,17 +72,20 @@ def consensus_hopping(
     >>> torch.allclose(last.consensus, torch.ones(2) / 1.09, atol=0.02)
     True
     """
-    check_positive("alpha", alpha, strict=False)
-    check_positive("sigma", sigma, strict=False)
-    check_steps(steps)
-    if int(n_particles) != n_particles or n_particles < 2:
-        raise ValueError(f"Expected `n_particles` >= 2, but got {n_particles}")
-    p = torch.as_tensor(x0)
-    if p.dim() not in (1, 2):
-        raise ValueError(f"Expected `x0` of shape (d,) or (M, d), but got {tuple(p.shape)}")
-    points, single = as_batch(p.unsqueeze(-2), min_particles=1, device=device)  # (M, 1, d)
+    alpha, sigma = check_alpha("alpha", alpha), check_range("sigma", sigma, 0.0, MAX_HOP_SIGMA)
+    n_particles, steps, seed = (
+        check_int("n_particles", n_particles, 2),
+        check_steps("steps", steps),
+        check_seed(seed),
+    )
+    start = torch.as_tensor(x0)
+    if start.dim() not in (1, 2):
+        raise OptiscopeError(f"Expected `x0` of shape (d,) or (M, d), but got {tuple(start.shape)}")
+    points, single = as_batch(start.unsqueeze(-2), min_particles=1, device=device)  # (M, 1, d)
+    check_objective(objective, points.shape[-1])
+    check_particle_steps(points.shape[0], n_particles, points.shape[-1], steps)
     g = generator(seed, points.device)
-    return _hop(objective, points, single, g, alpha, sigma, int(n_particles), int(steps))
+    return _hop(objective, points, single, g, float(alpha), float(sigma), n_particles, steps)
 
 
 def _hop(objective, points, single, g, alpha, sigma, n, steps) -> Iterator[CBOState]:
@@ -87,7 +99,7 @@ def _hop(objective, points, single, g, alpha, sigma, n, steps) -> Iterator[CBOSt
             xi = torch.randn((m, n, d), generator=g, device=v.device, dtype=v.dtype)
             samples = v.unsqueeze(-2) + sigma * xi  # (M, N, d)
             fs = evaluate(objective, samples)
-            v_new = consensus(samples, fs, alpha)
+            v_new = gibbs_mean(samples, fs, alpha)
             bad = ~finite_runs(fs, v_new) | div
             v_new = torch.where(bad.view(-1, 1), v, v_new)
             div, v = bad, v_new
@@ -98,14 +110,14 @@ def _hop(objective, points, single, g, alpha, sigma, n, steps) -> Iterator[CBOSt
 
 def annealed_langevin(
     objective: Callable[[torch.Tensor], torch.Tensor],
-    x0,
+    x0: torch.Tensor,
     *,
     lr: float = 1.0,
     dt: float = 1e-3,
     sigma: float = 10.0,
     steps: int = 10_000,
-    seed: int = 0,
     every: int = 1,
+    seed: int = 0,
     device: torch.device | str | None = None,
 ) -> Iterator[CBOState]:
     r"""Annealed Langevin dynamics (Langevin): https://arxiv.org/abs/2306.09778
@@ -119,7 +131,7 @@ def annealed_langevin(
         x0 (`torch.Tensor`): (N, d) or (M, N, d) starting points (N >= 1).
         lr (`float`, defaults to `1.0`), dt (`float`, defaults to `1e-3`): the step is ``lr * dt``.
         sigma (`float`, defaults to `10.0`): initial temperature of the annealing.
-        steps, seed, every, device: as in :func:`core.cbo.run`.
+        steps, every, seed, device: as in :func:`core.cbo.run`.
 
     Shapes:
         x0: (N, d) or (M, N, d) -> state.x like x0
@@ -129,14 +141,13 @@ def annealed_langevin(
     >>> bool(last.x.abs().max() < 0.01)
     True
     """
-    check_positive("lr", lr)
-    check_positive("dt", dt)
-    check_positive("sigma", sigma, strict=False)
-    check_steps(steps)
-    check_steps(every)
+    lr, dt, sigma = check_positive("lr", lr), check_positive("dt", dt), check_positive("sigma", sigma, strict=False)
+    steps, every, seed = check_steps("steps", steps), check_steps("every", every), check_seed(seed)
     x, single = as_batch(x0, min_particles=1, device=device)
+    check_objective(objective, x.shape[-1])
+    check_particle_steps(*x.shape, steps)
     g = generator(seed, x.device)
-    return _langevin(objective, x, single, g, lr, dt, sigma, int(steps), int(every))
+    return _langevin(objective, x, single, g, lr, dt, sigma, steps, every)
 
 
 def _value_and_grad(objective, x):
@@ -171,7 +182,16 @@ def _langevin(objective, x, single, g, lr, dt, sigma, steps, every) -> Iterator[
             return
 
 
-def gradient_descent(objective, x0, *, lr: float = 1.0, dt: float = 1e-3, steps: int = 10_000, every: int = 1, device=None):
+def gradient_descent(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    *,
+    lr: float = 1.0,
+    dt: float = 1e-3,
+    steps: int = 10_000,
+    every: int = 1,
+    device: torch.device | str | None = None,
+) -> Iterator[CBOState]:
     r"""Gradient descent (GD): https://arxiv.org/abs/2306.09778
 
     ``x <- x - lr dt grad f(x)``: :func:`annealed_langevin` at zero temperature (deterministic).
@@ -179,17 +199,50 @@ def gradient_descent(objective, x0, *, lr: float = 1.0, dt: float = 1e-3, steps:
     Shapes:
         x0: (N, d) or (M, N, d) -> state.x like x0
 
-    >>> from core.cbo.objectives import OBJECTIVES
-    >>> last = list(gradient_descent(OBJECTIVES["GrandCanyon3noisy"], torch.tensor([[8.0, 8.0]]), dt=0.01, steps=1000, every=1000))[-1]
-    >>> [round(v, 2) for v in last.consensus.tolist()]  # stalls far from the minimiser (0, 0)
-    [6.62, 7.55]
+    >>> from core.cbo.objectives import quadratic
+    >>> last = list(gradient_descent(quadratic, torch.ones(1, 2), dt=0.5, steps=3))[-1]
+    >>> last.x  # each step halves x on 1/2 ||x||^2
+    tensor([[0.1250, 0.1250]])
     """
     return annealed_langevin(objective, x0, lr=lr, dt=dt, sigma=0.0, steps=steps, every=every, device=device)
 
 
-METHODS: dict[str, Callable[..., Iterator[CBOState]]] = {
-    "CBO": run,
-    "Consensus hopping": consensus_hopping,
-    "Gradient descent": gradient_descent,
-    "Annealed Langevin": annealed_langevin,
-}
+@dataclass(frozen=True)
+class ComparisonPath:
+    """A method's path from the common start, and how far its end is from x*.
+
+    Shapes:
+        points: (T, d)
+    """
+
+    points: torch.Tensor
+    error: float  # ||x_T - x*||_inf
+
+
+def comparison_paths(
+    objective: Objective, start: torch.Tensor, *, alpha: float = 100.0, n_particles: int = 200, seed: int = 0
+) -> dict[str, ComparisonPath]:
+    r"""GD and CH paths beside CBO ("Gradient is All You Need?", Fig. 2): https://arxiv.org/abs/2306.09778
+
+    Gradient descent (``GD_DT``, ``GD_STEPS``, every ``GD_EVERY``-th point) and consensus hopping
+    (``CH_SIGMA``, ``CH_STEPS`` hops of ``n_particles`` samples) from one start, in float64 (float32 on mps).
+
+    Shapes:
+        start: (d,) -> paths["GD"].points: (GD_STEPS / GD_EVERY + 1, d), paths["CH"].points: (CH_STEPS + 1, d)
+
+    >>> from core.cbo.objectives import OBJECTIVES
+    >>> paths = comparison_paths(OBJECTIVES["GrandCanyon3noisy"], torch.tensor([8.0, 8.0]))
+    >>> paths["GD"].error > 1.0, paths["CH"].error < 0.25  # GD stalls in a ripple, CH reaches x* = 0
+    (True, True)
+    """
+    if not isinstance(objective, Objective):
+        raise OptiscopeError(f"Expected `objective` to be an Objective, but got {type(objective).__name__}")
+    start = torch.as_tensor(start)
+    start = start.to(torch.float32 if start.device.type == "mps" else torch.float64)
+    gd = gradient_descent(objective, start[None], dt=GD_DT, steps=GD_STEPS, every=GD_EVERY)
+    ch = consensus_hopping(
+        objective, start, alpha=alpha, sigma=CH_SIGMA, n_particles=n_particles, steps=CH_STEPS, seed=seed
+    )
+    paths = {"GD": torch.stack([s.x[0] for s in gd]), "CH": torch.stack([s.consensus for s in ch])}
+    x_star = objective.minimiser(start.shape[-1], start.device, start.dtype)
+    return {k: ComparisonPath(p, float((p[-1] - x_star).abs().max())) for k, p in paths.items()}

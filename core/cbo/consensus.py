@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import torch
 
+from core.cbo.config import NOISES, check_alpha
+from core.cbo.state import check_finite
+from core.errors import OptiscopeError, check_choice, check_int, check_positive
+
 
 def consensus_weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""Normalised Gibbs weights ``exp(-alpha f_i) / sum_j exp(-alpha f_j)`` over the last axis.
+    r"""Consensus weights (CBO): https://arxiv.org/abs/1604.05648
+
+    Normalised Gibbs weights ``exp(-alpha f_i) / sum_j exp(-alpha f_j)`` over the last axis.
 
     Computed as a softmax of ``-alpha (f - min f)``: the shift by the smallest energy makes the
     largest exponent exactly 0, so nothing overflows for any alpha in [1e-12, 1e15] and energies
@@ -22,8 +28,11 @@ def consensus_weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
     >>> consensus_weights(torch.tensor([1e4, 1e4 + 1.0]), 1.0)
     tensor([0.7311, 0.2689])
     """
-    if alpha < 0:
-        raise ValueError(f"Expected `alpha` >= 0, but got {alpha}")
+    alpha = check_alpha("alpha", alpha)
+    return _weights(check_finite("fx", fx), alpha)
+
+
+def _weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
     shifted = fx - fx.amin(dim=-1, keepdim=True)  # >= 0, with a 0 at the best particle
     return torch.softmax(-alpha * shifted, dim=-1)
 
@@ -48,14 +57,23 @@ def consensus(x: torch.Tensor, fx: torch.Tensor, alpha: float) -> torch.Tensor:
     >>> consensus(x, torch.tensor([0.0, 1e4]), 1e-12)
     tensor([1., 1.])
     """
+    alpha = check_alpha("alpha", alpha)
+    x, fx = check_finite("x", x), check_finite("fx", fx)
     if x.dim() < 2 or fx.shape != x.shape[:-1]:
-        raise ValueError(f"Expected `fx` of shape {tuple(x.shape[:-1])} for `x` of shape {tuple(x.shape)}, but got {tuple(fx.shape)}")
-    w = consensus_weights(fx, alpha).to(x.dtype)
-    return torch.einsum("...n,...nd->...d", w, x)
+        expected, got = tuple(x.shape[:-1]), tuple(fx.shape)
+        raise OptiscopeError(f"Expected `fx` of shape {expected} for `x` of shape {tuple(x.shape)}, but got {got}")
+    return gibbs_mean(x, fx, alpha)
+
+
+def gibbs_mean(x: torch.Tensor, fx: torch.Tensor, alpha: float) -> torch.Tensor:
+    """:func:`consensus` without its checks, for the loops: non-finite values flow through (they flag divergence)."""
+    return torch.einsum("...n,...nd->...d", _weights(fx, alpha).to(x.dtype), x)
 
 
 def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
-    """Kish's effective sample size ``1 / sum w_i^2`` of normalised weights: N for uniform, 1 for one-hot.
+    """Effective sample size (ESS) of the consensus weights, as read in https://arxiv.org/abs/2306.09778
+
+    Kish's ``1 / sum w_i^2`` of normalised weights: N for uniform weights, 1 when one particle has them all.
 
     Shapes:
         weights: (..., N) -> ess: (...)
@@ -63,11 +81,16 @@ def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
     >>> effective_sample_size(torch.tensor([0.25, 0.25, 0.25, 0.25]))
     tensor(4.)
     """
-    return 1.0 / (weights**2).sum(dim=-1)
+    weights = check_finite("weights", weights)
+    if (weights < 0).any():
+        raise OptiscopeError("Expected non-negative `weights`, but some are negative")
+    return 1.0 / (weights**2).sum(dim=-1).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
 def variance_to(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``V = 1/2 mean_i ||x_i - target||^2``, the Lyapunov functional of the CBO analysis.
+    """Variance V of the swarm around a target, the Lyapunov functional of https://arxiv.org/abs/2103.15130
+
+    ``V = 1/2 mean_i ||x_i - target||^2``.
 
     Shapes:
         x: (..., N, d), target: (d,) or (..., d) -> V: (...)
@@ -75,18 +98,20 @@ def variance_to(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     >>> variance_to(torch.ones(3, 2), torch.zeros(2))
     tensor(1.)
     """
-    target = target.to(x.dtype).expand(*x.shape[:-2], x.shape[-1]).unsqueeze(-2)
+    target = target.to(x).expand(*x.shape[:-2], x.shape[-1]).unsqueeze(-2)
     return 0.5 * ((x - target) ** 2).sum(dim=-1).mean(dim=-1)
 
 
-def decay_rate(lam: float, sigma: float, d: int, noise: str = "anisotropic") -> float:
-    """Mean-field exponential decay rate of V: ``2 lam - d sigma^2`` (isotropic), ``2 lam - sigma^2`` (anisotropic).
+def decay_rate(lam: float, sigma: float, *, d: int, noise: str = "anisotropic") -> float:
+    """Decay rate of V (CBO convergence): https://arxiv.org/abs/2103.15130
+
+    The mean-field exponential rate ``2 lam - d sigma^2`` (isotropic) or ``2 lam - sigma^2`` (anisotropic).
 
     Negative means V grows: isotropic CBO diverges when ``2 lam < d sigma^2``.
 
-    >>> decay_rate(1.0, 0.32, 16, "isotropic")
+    >>> decay_rate(1.0, 0.32, d=16, noise="isotropic")
     0.3616
     """
-    if noise not in ("isotropic", "anisotropic"):
-        raise ValueError(f"Expected `noise` in ('isotropic', 'anisotropic'), but got {noise!r}")
+    lam, sigma = check_positive("lam", lam, strict=False), check_positive("sigma", sigma, strict=False)
+    d, noise = check_int("d", d), check_choice("noise", noise, NOISES)
     return round(2 * lam - (d if noise == "isotropic" else 1) * sigma**2, 12)

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from core.cbo.config import MAX_COORDINATES, check_seed
+from core.errors import OptiscopeError, check_budget, check_int, check_range
+
 
 def rastrigin(x: torch.Tensor, a: float = 10.0) -> torch.Tensor:
     """Rastrigin: ``sum_i x_i^2 + a (1 - cos 2 pi x_i)``; minimum 0 at 0, a local minimum near every integer point.
@@ -62,7 +65,7 @@ def grand_canyon3_noisy(x: torch.Tensor) -> torch.Tensor:
     tensor(True)
     """
     if x.shape[-1] != 2:
-        raise ValueError(f"Expected 2-D points for GrandCanyon3noisy, but got d={x.shape[-1]}")
+        raise OptiscopeError(f"Expected 2-D points for GrandCanyon3noisy, but got d={x.shape[-1]}")
     v1, v2 = x[..., 0], x[..., 1]
     valley = v2 - ((2 / 16) * (v1 - 1) * (v1 - 4) ** 2 + 2)
     block = -v1 - 1.6 * v2
@@ -71,6 +74,9 @@ def grand_canyon3_noisy(x: torch.Tensor) -> torch.Tensor:
     ripples = 8 * (1 - torch.cos(0.75 * math.pi * x)).sum(dim=-1)
     ledge = 16 * torch.exp(1 - 2 * valley**4) * torch.clamp((1 - torch.exp(-9 * block**2)) * torch.sign(block), min=0)
     return canyon + bowl + ripples + ledge
+
+
+BOX_LIMIT = 1e6  # landscapes live within float32's comfortable range
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,26 @@ class Objective:
     min_dim: int = 1
     start: tuple[float, float] | None = None  # (mean, std) of a Gaussian start per coordinate; None = uniform on box
 
+    def __post_init__(self) -> None:
+        lo, hi = (check_range("box", v, -BOX_LIMIT, BOX_LIMIT) for v in self.box)
+        if lo >= hi:
+            raise OptiscopeError(f"Expected `box` = (low, high) with low < high, but got {self.box}")
+        start = None
+        if self.start is not None:
+            start = (
+                check_range("start", self.start[0], -BOX_LIMIT, BOX_LIMIT),
+                check_range("start", self.start[1], 0, BOX_LIMIT),
+            )
+        checked = {
+            "box": (lo, hi),
+            "minimiser_value": check_range("minimiser_value", self.minimiser_value, -BOX_LIMIT, BOX_LIMIT),
+            "dim": None if self.dim is None else check_int("dim", self.dim),
+            "min_dim": check_int("min_dim", self.min_dim),
+            "start": start,
+        }
+        for name, value in checked.items():  # normalised: numbers as numbers, whatever they came as
+            object.__setattr__(self, name, value)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
@@ -97,28 +123,49 @@ class Objective:
         self.check_dim(d)
         return torch.full((d,), self.minimiser_value, device=device, dtype=dtype)
 
-    def sample(self, n: int, d: int, *, runs: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Initial particles: (N, d), or (runs, N, d); uniform on ``box`` unless ``start`` says otherwise.
+    def sample(
+        self, n_particles: int, d: int, *, runs: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """Initial particles on the CPU: (N, d), or (runs, N, d); uniform on ``box`` unless ``start`` says otherwise.
+
+        Drawn on the CPU so that a seed gives the same start on every device (move it with ``.to(device)``).
 
         >>> OBJECTIVES["GrandCanyon3noisy"].sample(200, 2, runs=3).shape
         torch.Size([3, 200, 2])
         """
-        self.check_dim(d)
-        if n < 2:
-            raise ValueError(f"Expected at least 2 particles (N >= 2), but got N={n}")
-        shape = (n, d) if runs is None else (runs, n, d)
-        g = torch.Generator().manual_seed(int(seed))
+        d, n_particles = self.check_dim(d), check_int("n_particles", n_particles, 2)
+        shape = (n_particles, d) if runs is None else (check_int("runs", runs), n_particles, d)
+        check_budget("particle coordinates M·N·d", math.prod(shape), MAX_COORDINATES)
+        g = torch.Generator().manual_seed(check_seed(seed))
         if self.start is not None:
             mean, std = self.start
             return mean + std * torch.randn(shape, generator=g, dtype=dtype)
         lo, hi = self.box
         return lo + (hi - lo) * torch.rand(shape, generator=g, dtype=dtype)
 
-    def check_dim(self, d: int) -> None:
+    def grid(self, n: int = 140) -> tuple[torch.Tensor, torch.Tensor]:
+        """The landscape over ``box`` on an n × n grid of the plane (float64, CPU), for contour plots.
+
+        Returns ``(axis, z)`` with ``z[i, j] = f(axis[j], axis[i])``: rows run along increasing y.
+
+        >>> axis, z = OBJECTIVES["Quadratic"].grid(3)
+        >>> axis.tolist(), z[0].tolist()
+        ([-3.0, 0.0, 3.0], [9.0, 4.5, 9.0])
+        """
+        check_int("n", n, 2, 1000)
+        self.check_dim(2)
+        axis = torch.linspace(*self.box, n, dtype=torch.float64)
+        y, x = torch.meshgrid(axis, axis, indexing="ij")  # (n, n) each
+        return axis, self.fn(torch.stack([x, y], dim=-1))
+
+    def check_dim(self, d: int) -> int:
+        """``d`` as an int, if this landscape is defined in d dimensions."""
+        d = check_int("d", d)
         if self.dim is not None and d != self.dim:
-            raise ValueError(f"Expected d={self.dim} for {self.name}, but got d={d}")
+            raise OptiscopeError(f"Expected d={self.dim} for {self.name}, but got d={d}")
         if d < self.min_dim:
-            raise ValueError(f"Expected d >= {self.min_dim} for {self.name}, but got d={d}")
+            raise OptiscopeError(f"Expected d >= {self.min_dim} for {self.name}, but got d={d}")
+        return d
 
 
 OBJECTIVES: dict[str, Objective] = {

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from core.cbo.config import PARTICLE_STEP_BUDGET
 from core.cbo.objectives import Objective
-
-NOISES = ("anisotropic", "isotropic")
+from core.errors import OptiscopeError, check_budget
 
 
 @dataclass(frozen=True)
@@ -30,35 +30,70 @@ class CBOState:
     diverged: bool  # True once any run produced non-finite values (those runs are frozen there)
     diverged_runs: torch.Tensor
 
+    def preview(self, max_particles: int = 300) -> CBOState:
+        """This state for a live view, on the CPU: the first ``max_particles`` particles, the first 2 coordinates.
 
-def check_positive(name: str, value: float, *, strict: bool = True) -> None:
-    ok = value > 0 if strict else value >= 0
-    if not ok or value != value:
-        raise ValueError(f"Expected `{name}` {'>' if strict else '>='} 0, but got {value}")
+        A player holds hundreds of states per session; this keeps each one a few kB at any N and d.
 
-
-def check_steps(steps: int) -> None:
-    if int(steps) != steps or steps <= 0:
-        raise ValueError(f"Expected `steps` to be a positive integer, but got {steps}")
+        >>> from core.cbo import OBJECTIVES, run
+        >>> s = next(run(OBJECTIVES["Ackley"], torch.rand(1000, 50))).preview()
+        >>> tuple(s.x.shape), tuple(s.energy.shape), tuple(s.consensus.shape)
+        ((300, 2), (300,), (2,))
+        """
+        return dataclasses.replace(
+            self,
+            x=self.x[..., :max_particles, :2].cpu(),
+            energy=self.energy[..., :max_particles].cpu(),
+            consensus=self.consensus[..., :2].cpu(),
+            diverged_runs=self.diverged_runs.cpu(),
+        )
 
 
 def as_batch(x0, *, min_particles: int = 2, device=None) -> tuple[torch.Tensor, bool]:
     """``x0`` as a float tensor of shape (M, N, d) on ``device``, plus whether a leading M axis was added."""
-    x = torch.as_tensor(x0)
+    try:
+        x = torch.as_tensor(x0)
+    except (TypeError, ValueError, RuntimeError):
+        raise OptiscopeError(f"Expected `x0` to be a tensor of particles, but got {type(x0).__name__}") from None
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     if device is not None:
         x = x.to(device)
     if x.dim() not in (2, 3):
-        raise ValueError(f"Expected `x0` of shape (N, d) or (M, N, d), but got {tuple(x.shape)}")
+        raise OptiscopeError(f"Expected `x0` of shape (N, d) or (M, N, d), but got {tuple(x.shape)}")
     if x.shape[-1] == 0:
-        raise ValueError(f"Expected dimension d >= 1, but got `x0` of shape {tuple(x.shape)}")
+        raise OptiscopeError(f"Expected dimension d >= 1, but got `x0` of shape {tuple(x.shape)}")
     if x.shape[-2] < min_particles:
-        raise ValueError(f"Expected at least {min_particles} particles (N >= {min_particles}), but got N={x.shape[-2]}")
+        raise OptiscopeError(
+            f"Expected at least {min_particles} particles (N >= {min_particles}), but got N={x.shape[-2]}"
+        )
     if x.shape[0] == 0 or not torch.isfinite(x).all():
-        raise ValueError("Expected finite `x0` with at least one run")
+        raise OptiscopeError("Expected finite `x0` with at least one run")
     single = x.dim() == 2
     return (x.unsqueeze(0) if single else x).detach().clone(), single
+
+
+def check_finite(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` if it is a floating tensor with at least one axis and no NaN or inf."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() == 0 or t.shape[-1] == 0:
+        raise OptiscopeError(f"Expected `{name}` to be a non-empty floating tensor, but got {t!r:.80}")
+    if not torch.isfinite(t).all():
+        raise OptiscopeError(f"Expected finite values in `{name}`, but it holds NaN or inf")
+    return t
+
+
+def check_objective(objective: Callable[[torch.Tensor], torch.Tensor], d: int) -> None:
+    """A callable objective that accepts d-dimensional points (checked without evaluating it)."""
+    if not callable(objective):
+        raise OptiscopeError(f"Expected a callable `objective`, but got {type(objective).__name__}")
+    if isinstance(objective, Objective):
+        objective.check_dim(d)
+
+
+def check_particle_steps(runs: int, n_particles: int, d: int, steps: int) -> None:
+    """Refuse a run past :data:`PARTICLE_STEP_BUDGET` coordinate updates."""
+    amount = runs * n_particles * d * steps
+    check_budget("particle-steps M·N·d·steps", amount, PARTICLE_STEP_BUDGET, hint="Use fewer particles, d or steps.")
 
 
 def evaluate(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -66,17 +101,17 @@ def evaluate(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     fx = objective(x)
     if not isinstance(fx, torch.Tensor) or fx.shape != x.shape[:-1]:
         got = tuple(fx.shape) if isinstance(fx, torch.Tensor) else type(fx).__name__
-        raise ValueError(f"Expected the objective to map {tuple(x.shape)} to {tuple(x.shape[:-1])}, but got {got}")
+        raise OptiscopeError(f"Expected the objective to map {tuple(x.shape)} to {tuple(x.shape[:-1])}, but got {got}")
     return fx.to(x.dtype)
 
 
 def initial_energy(objective, x: torch.Tensor) -> torch.Tensor:
-    """Energies at the start; NaN there is a bug in the objective, not a divergence."""
-    if isinstance(objective, Objective):
-        objective.check_dim(x.shape[-1])
+    """Energies at the start: NaN or inf there is a bad start (or objective), not a divergence."""
     fx = evaluate(objective, x)
-    if torch.isnan(fx).any():
-        raise ValueError("Expected finite objective values at `x0`, but the objective returned NaN")
+    if not torch.isfinite(fx).all():
+        raise OptiscopeError(
+            "Expected finite objective values at `x0`, but f(x0) holds NaN or inf (is x0 too far out?)"
+        )
     return fx
 
 
@@ -86,15 +121,23 @@ def finite_runs(fx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def make_state(step, dt, x, fx, v, alpha, div, single) -> CBOState:
-    sq = (lambda t: t[0]) if single else (lambda t: t)
+    squeeze = (lambda t: t[0]) if single else (lambda t: t)
     return CBOState(
-        step=step, time=step * dt, x=sq(x).detach(), energy=sq(fx).detach(), consensus=sq(v).detach(),
-        alpha=float(alpha), diverged=bool(div.any()), diverged_runs=sq(div).clone(),
+        step=step,
+        time=step * dt,
+        x=squeeze(x).detach(),
+        energy=squeeze(fx).detach(),
+        consensus=squeeze(v).detach(),
+        alpha=float(alpha),
+        diverged=bool(div.any()),
+        diverged_runs=squeeze(div).clone(),
     )
 
 
 def success(consensus: torch.Tensor, minimiser: torch.Tensor, tol: float = 0.25) -> torch.Tensor:
-    """``||v - x*||_inf < tol`` per run, the success criterion of the CBO literature.
+    """Success of a CBO run (CBO): https://arxiv.org/abs/1909.09249
+
+    ``||v - x*||_inf < tol`` per run, the success criterion of the CBO literature (and of CBXpy).
 
     Shapes:
         consensus: (..., d), minimiser: (d,) -> (...) bool
@@ -103,15 +146,3 @@ def success(consensus: torch.Tensor, minimiser: torch.Tensor, tol: float = 0.25)
     tensor([ True, False])
     """
     return (consensus - minimiser.to(consensus)).abs().amax(dim=-1) < tol
-
-
-def last_state(states: Iterable[CBOState]) -> CBOState:
-    """Run an iterator to its end and return its final state (the way to use a run without watching it).
-
-    >>> last_state(iter([1, 2, 3]))
-    3
-    """
-    tail = deque(states, maxlen=1)
-    if not tail:
-        raise ValueError("Expected the run to yield at least one state")
-    return tail[0]
