@@ -272,6 +272,7 @@ def test_bad_inputs_raise_optiscope_errors_naming_the_value(random_model):
     cases = [
         (lambda: grad_cam(random_model, x, 0, layer="fc"), "convolutional"),
         (lambda: grad_cam(random_model, x, 0, layer="block9"), "`layer`.*'block9'"),
+        (lambda: grad_cam(random_model, x, 0, layer=""), "`layer`"),
         (lambda: cf_cam(random_model, x, 6), "`target` between 0 and 5, but got 6"),
         (lambda: score_cam(random_model, x, -1), "`target`.*-1"),
         (lambda: grad_cam(random_model, x, 1.5), "integer"),

@@ -39,6 +39,8 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> str:
             raise OptiscopeError(f"Expected `layer` to be a submodule of the model, but got {type(layer).__name__}")
         return name
     try:
+        if not str(layer):
+            raise AttributeError(layer)  # "" names the model itself, not one of its layers
         model.get_submodule(str(layer))
     except AttributeError:
         choices = [name for name, _ in model.named_children()]
