@@ -178,13 +178,17 @@ def _landscape() -> dict[str, Any]:
 def _attention_svm() -> dict[str, Any]:
     from core import attention_svm as asvm
 
-    problem = asvm.make_problem(n=3, T=4, d=5, seed=0)
+    problem, plane = asvm.make_problem(n=3, T=4, d=5, seed=0), asvm.make_problem(n=3, T=4, d=2, seed=0)
     states = list(asvm.run(problem, steps=3))
     generator = torch.Generator().manual_seed(0)
     return {
         "problem": problem,
         "states": states,
         "run": asvm.analyze(problem, states),
+        "v": problem.v,
+        "values": problem.values,
+        "plane_geometry.problem": plane,
+        "plane_geometry.run": asvm.analyze(plane, list(asvm.run(plane, steps=3))),
         "selected": torch.zeros(3, dtype=torch.long),
         "A": torch.randn(5, 5, generator=generator),
         "B": torch.randn(5, 5, generator=generator),
@@ -206,6 +210,8 @@ FIXTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "attention_svm": _attention_svm,
 }
 # A fixture named "function.parameter" is used by that function only (where a name means something else there).
+# Validated records that entry points return (never built from user input).
+RECORDS = {"attention_svm.Run": "analyze's output"}
 UNFUZZED = {"device"}  # torch's own domain: torch.device("nonsense") raises its RuntimeError naming the string
 
 
@@ -226,18 +232,19 @@ def entry_points() -> list[str]:
         for name in getattr(package, "__all__", []):
             obj = getattr(package, name, None)
             record = dataclasses.is_dataclass(obj) and not hasattr(obj, "__post_init__")
-            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not record:
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not record and f"{lab}.{name}" not in RECORDS:
                 names.append(f"{lab}.{name}")
     return names
 
 
 def resolve(entry: str) -> tuple[Callable, dict[str, Any]]:
-    """The entry point and its valid keyword arguments (required ones from fixtures, options at their default)."""
+    """The entry point and its valid keyword arguments (required ones from fixtures, options at their default).
+
+    A lab without fixtures (test_every_lab_has_fixtures fails for it) is fuzzed where its options suffice.
+    """
     lab, name = entry.split(".")
     function = getattr(importlib.import_module(f"core.{lab}"), name)
-    if lab not in FIXTURES:
-        pytest.fail(f"core.{lab} has no fixtures: add a `_{lab}()` to FIXTURES in tests/test_fuzz.py")
-    known = fixtures(lab)
+    known = fixtures(lab) if lab in FIXTURES else {}
     call = {}
     for param in inspect.signature(function).parameters.values():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -247,7 +254,8 @@ def resolve(entry: str) -> tuple[Callable, dict[str, Any]]:
         elif param.name in known:
             call[param.name] = known[param.name]
         elif param.default is inspect.Parameter.empty:
-            pytest.fail(f"{entry}: no fixture for its required parameter `{param.name}` in tests/test_fuzz.py")
+            missing = f"{entry}: no fixture for its required parameter `{param.name}` in tests/test_fuzz.py"
+            pytest.skip(missing) if lab not in FIXTURES else pytest.fail(missing)
         elif param.default is not None:
             call[param.name] = param.default
     return function, call
@@ -260,16 +268,21 @@ NUMBERS = (math.nan, math.inf, -math.inf, -1.0, 0.0, 1e300, -1e-300, 2**62)
 
 
 def corruptions(value: Any) -> st.SearchStrategy[Callable[[], Any]] | None:
-    """A strategy of thunks that build a corrupted ``value`` (built inside the checked call), or None."""
+    """A strategy of thunks that build a corrupted ``value`` (built inside the checked call), or None.
+
+    Within the issue's scope: out-of-range and non-finite numbers (a float where an int belongs included),
+    unknown strings, NaN/inf, wrong dtypes and wrong shapes in tensors. Not: other Python types (a list
+    for a tensor, None for a number), which fail with Python's own TypeError/AttributeError.
+    """
     if isinstance(value, bool):
-        return st.sampled_from([None, "yes", 2]).map(lambda bad: lambda: bad)
+        return None
     if isinstance(value, (int, float)):
         numbers = (
             st.sampled_from(NUMBERS) | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**12)
         )
-        return (numbers | st.sampled_from(["3", None])).map(lambda bad: lambda: bad)
+        return numbers.map(lambda bad: lambda: bad)
     if isinstance(value, str):
-        return (st.text(max_size=12) | st.sampled_from([None, 3, "x" * 1000])).map(lambda bad: lambda: bad)
+        return (st.text(max_size=12) | st.just("x" * 1000)).map(lambda bad: lambda: bad)
     if isinstance(value, torch.Tensor):
         return st.sampled_from(TENSOR_CORRUPTIONS).map(lambda corrupt: lambda: corrupt(value))
     if isinstance(value, Mapping) and value:
@@ -325,8 +338,6 @@ TENSOR_CORRUPTIONS: tuple[Callable[[torch.Tensor], Any], ...] = (
     lambda t: t[:0],
     lambda t: t[..., :1],
     lambda t: torch.tensor(1.0),
-    lambda t: t.numpy() if t.dtype != torch.bfloat16 else t,
-    lambda t: t.tolist(),
 )
 
 
