@@ -34,6 +34,7 @@ def plane(loss_fn: LossFn, params: Params, *, axes: str = "random", i: int = 1, 
         i, j (`int`, default `1`, `2`): which eigenvalues (1 = largest, ≤ 20) for ``"pair"``; i ≠ j.
         seed (`int`, defaults to `0`): the random directions or the Lanczos start.
 
+    >>> import torch
     >>> A = torch.diag(torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64))
     >>> p = plane(lambda q: 0.5 * q["x"] @ A @ q["x"], {"x": torch.zeros(3, dtype=torch.float64)}, axes="hessian")
     >>> [round(v, 6) for v in p.eigenvalues], [round(abs(v), 6) for v in p.d2["x"].tolist()]
