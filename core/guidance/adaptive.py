@@ -8,6 +8,8 @@ import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.guiders.guider_utils import BaseGuidance, GuiderOutput, rescale_noise_cfg
 
+from core.errors import check_int, check_range
+
 from .decompose import cosine
 
 
@@ -54,10 +56,8 @@ class AdaptiveGuidance(BaseGuidance):
         enabled: bool = True,
     ):
         super().__init__(start, stop, enabled)
-        if int(warmup_steps) < 1:
-            raise ValueError(f"Expected `warmup_steps` >= 1 (the cosine needs both branches), but got {warmup_steps}.")
-        if not -1.0 <= gamma or math.isnan(gamma):
-            raise ValueError(f"Expected `gamma` >= -1, but got {gamma}.")
+        check_int("warmup_steps", warmup_steps, 1)  # the cosine needs both branches at least once
+        check_range("gamma", gamma, -1.0, math.inf)
         self.guidance_scale = guidance_scale
         self.gamma = gamma
         self.warmup_steps = int(warmup_steps)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import OptiscopeError
+
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(len(t), -1)  # (N, D): every non-batch dimension at once
@@ -27,7 +29,7 @@ def decompose(delta: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, to
     (tensor([[1., 0.]]), tensor([[0., 1.]]))
     """
     if delta.shape != cond.shape:
-        raise ValueError(
+        raise OptiscopeError(
             f"Expected `delta` and `cond` of the same shape, but got {tuple(delta.shape)} and {tuple(cond.shape)}."
         )
     v0, v1 = _flat(delta).double(), _flat(cond).double()

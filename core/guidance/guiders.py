@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from diffusers.guiders import (
@@ -16,6 +15,8 @@ from diffusers.guiders import (
 from diffusers.guiders.guider_utils import BaseGuidance
 from diffusers.utils import logging as diffusers_logging
 
+from core.errors import OptiscopeError, check_choice, check_int, check_positive, check_range
+
 from .adaptive import AdaptiveGuidance
 
 # every BaseGuidance() logs "Guiders are currently an experimental feature"; the page builds many
@@ -24,34 +25,33 @@ diffusers_logging.get_logger("diffusers.guiders.guider_utils").setLevel(diffuser
 
 @dataclass(frozen=True)
 class GuiderConfig:
-    """One flat config for every guider on the page, in the paper's convention D̂ = D_c + (w−1)·update."""
+    """One flat config for every guider on the page, in the paper's convention D̂ = D_c + (w−1)·update.
+
+    >>> GuiderConfig("apg", w=15.0, rescale=2.0).rescale
+    2.0
+    >>> GuiderConfig("apg", momentum=1.0)
+    Traceback (most recent call last):
+    core.errors.OptiscopeError: Expected `momentum` between -0.99 and 0.99, but got 1.0
+    """
 
     name: str = "apg"  # a key of GUIDERS
     w: float = 7.5  # the paper's guidance scale; w = 1 is plain conditional sampling
     eta: float = 0.0  # APG: weight of the parallel part (η = 1, r = 0, β = 0 is CFG)
     rescale: float = 0.0  # APG: norm cap r on Δ (0 = off); ≈ 2 suits the 8×8 x0 space
-    momentum: float = 0.0  # APG: reverse momentum β ∈ (−1, 1), negative in the paper
+    momentum: float = 0.0  # APG: reverse momentum β, negative in the paper; |β| < 1 keeps the buffer bounded
     guidance_rescale: float = 0.7  # CFG-rescale: φ of Lin et al. (used by "cfg-rescale" only)
-    gamma: float = 0.999  # adaptive guidance: the cosine threshold γ̄
+    gamma: float = 0.999  # adaptive guidance: the cosine threshold γ̄ (> 1 never truncates)
     warmup_steps: int = 5  # adaptive guidance: steps that always use CFG
 
     def __post_init__(self):
-        if self.name not in GUIDERS:
-            raise ValueError(f"Expected `name` to be one of {sorted(GUIDERS)}, but got {self.name!r}.")
-        checks = [
-            (self.w >= 0 and math.isfinite(self.w), f"Expected `w` >= 0, but got {self.w}."),
-            (self.rescale >= 0, f"Expected `rescale` (r) >= 0, but got {self.rescale}."),
-            (-1 < self.momentum < 1, f"Expected `momentum` (β) in (-1, 1), but got {self.momentum}."),
-            (math.isfinite(self.eta), f"Expected a finite `eta`, but got {self.eta}."),
-            (
-                0 <= self.guidance_rescale <= 1,
-                f"Expected `guidance_rescale` in [0, 1], but got {self.guidance_rescale}.",
-            ),
-            (self.warmup_steps >= 1, f"Expected `warmup_steps` >= 1, but got {self.warmup_steps}."),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        check_choice("name", self.name, GUIDERS)
+        check_range("w", self.w, 0.0, 100.0)  # beyond ~30 every sampler here overflows
+        check_range("eta", self.eta, -10.0, 10.0)
+        check_positive("rescale", self.rescale, strict=False)
+        check_range("momentum", self.momentum, -0.99, 0.99)
+        check_range("guidance_rescale", self.guidance_rescale, 0.0, 1.0)
+        check_range("gamma", self.gamma, -1.0, 2.0)
+        check_int("warmup_steps", self.warmup_steps, 1, 1000)
 
 
 def _cfg(c: GuiderConfig) -> BaseGuidance:
@@ -112,32 +112,33 @@ GUIDERS = {
 }
 
 
-def make_guider(name: str = "apg", **kwargs) -> BaseGuidance:
-    """A fresh diffusers guider from the paper's w (see `GuiderConfig` for the keywords).
+def make_guider(config: GuiderConfig) -> BaseGuidance:
+    """A fresh diffusers guider built from ``config`` (the paper's w becomes ``guidance_scale = w − 1``).
 
-    >>> g = make_guider("apg", w=15, rescale=2.0, momentum=-0.5)
+    >>> g = make_guider(GuiderConfig("apg", w=15, rescale=2.0, momentum=-0.5))
     >>> type(g).__name__, g.guidance_scale, g.use_original_formulation
     ('AdaptiveProjectedGuidance', 14, True)
     """
-    config = GuiderConfig(name=name, **kwargs)
+    if not isinstance(config, GuiderConfig):
+        raise OptiscopeError(f"Expected `config` to be a GuiderConfig, but got {type(config).__name__}")
     return GUIDERS[config.name][1](config)
 
 
 def check_fits(guider: BaseGuidance, sample_ndim: int) -> None:
-    """Raise ValueError when ``guider`` needs more than a conditional and an unconditional prediction.
+    """Raise OptiscopeError when ``guider`` needs more than a conditional and an unconditional prediction.
 
     PAG, SkipLayer, SmoothedEnergy and AutoGuidance hook transformer blocks; frequency-decoupled guidance
     needs images (N, C, H, W).
     """
     if not isinstance(guider, BaseGuidance):
-        raise ValueError(f"Expected a `diffusers.guiders` instance, but got {type(guider).__name__}.")
+        raise OptiscopeError(f"Expected `guider` to be a GuiderConfig or a diffusers guider, but got {guider!r}")
     needs = list(guider._input_predictions)
     if needs != ["pred_cond", "pred_uncond"] or type(guider).__name__ == "AutoGuidance":
-        raise ValueError(
+        raise OptiscopeError(
             f"{type(guider).__name__} does not fit this model: it needs {needs} and hooks into transformer layers; "
             "use a guider that combines a conditional and an unconditional prediction (CFG, APG, ...)."
         )
     if isinstance(guider, FrequencyDecoupledGuidance) and sample_ndim != 3:
-        raise ValueError(
+        raise OptiscopeError(
             "FrequencyDecoupledGuidance needs image samples (C, H, W); this model's samples are not images."
         )

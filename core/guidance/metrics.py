@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import OptiscopeError
+
 
 def saturation(x: torch.Tensor, threshold: float = 1.1) -> float:
     """Share of values beyond ±``threshold`` (data live in [-1, 1]; measured before any clipping).
@@ -42,7 +44,7 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     (1.0, 1.0)
     """
     if k < 1 or len(real) <= k or len(fake) <= k:
-        raise ValueError(f"Expected more than k={k} real and fake samples, but got {len(real)} and {len(fake)}.")
+        raise OptiscopeError(f"Expected more than k={k} real and fake samples, but got {len(real)} and {len(fake)}.")
     real, fake = real.reshape(len(real), -1).double(), fake.reshape(len(fake), -1).double()
 
     def covered(ref: torch.Tensor, query: torch.Tensor) -> float:

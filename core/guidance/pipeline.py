@@ -6,23 +6,27 @@ from pathlib import Path
 
 import torch
 
+from core.errors import OptiscopeError
+
 from .denoisers import EpsilonDenoiser
 
+PIPELINE_SAMPLE_STEPS = 1_000  # samples × steps per run: a DiT or latent UNet call costs seconds on a CPU
 
-def pipeline_denoiser(pipe) -> EpsilonDenoiser:
+
+def pipeline_denoiser(pipe, *, device: torch.device | str = "cpu") -> EpsilonDenoiser:
     """Wrap a loaded pipeline: DiT (transformer + VAE, null class = ``num_embeds_ada_norm``) or a UNet pipeline
     whose ``unet`` has ``num_class_embeds`` (null class = the last one). Sampling runs on the latents.
 
-    Raises ValueError when the pipeline is not class-conditional.
+    Raises OptiscopeError when the pipeline is not class-conditional. Budget: 1,000 sample-steps per run.
     """
     transformer, unet = getattr(pipe, "transformer", None), getattr(pipe, "unet", None)
     scheduler = getattr(pipe, "scheduler", None)
     if scheduler is None or "num_train_timesteps" not in scheduler.config:
-        raise ValueError(
+        raise OptiscopeError(
             f"{type(pipe).__name__} has no DDPM-style scheduler; expected an ε-prediction diffusion pipeline."
         )
     if scheduler.config.get("prediction_type", "epsilon") != "epsilon":
-        raise ValueError(f"Expected an ε-prediction scheduler, but got `{scheduler.config.prediction_type}`.")
+        raise OptiscopeError(f"Expected an ε-prediction scheduler, but got `{scheduler.config.prediction_type}`.")
     if transformer is not None and transformer.config.get("num_embeds_ada_norm"):
         cfg = transformer.config
         channels, num_classes = cfg.in_channels, int(cfg.num_embeds_ada_norm)
@@ -43,7 +47,7 @@ def pipeline_denoiser(pipe) -> EpsilonDenoiser:
             return unet(x, t, class_labels=labels).sample
 
     else:
-        raise ValueError(
+        raise OptiscopeError(
             f"{type(pipe).__name__} is not class-conditional: expected a DiT transformer (`num_embeds_ada_norm`) "
             "or a UNet with `num_class_embeds`."
         )
@@ -55,26 +59,40 @@ def pipeline_denoiser(pipe) -> EpsilonDenoiser:
             with torch.no_grad():
                 return vae.decode(latents / vae.config.scaling_factor).sample
 
-    return EpsilonDenoiser(model_fn, scheduler.config, shape, num_classes, null, decode=decode)
+    return EpsilonDenoiser(
+        model_fn,
+        scheduler.config,
+        shape,
+        num_classes,
+        null,
+        device=device,
+        max_sample_steps=PIPELINE_SAMPLE_STEPS,
+        decode=decode,
+    )
 
 
-def load_pipeline(path: str | Path, device: str | torch.device = "cpu") -> EpsilonDenoiser:
-    """Load a class-conditional diffusers pipeline from a local folder (never downloads) as a denoiser.
+def load_pipeline(path: str | Path, *, root: str | Path, device: torch.device | str = "cpu") -> EpsilonDenoiser:
+    """Load a class-conditional diffusers pipeline from a local folder inside ``root`` (never downloads).
 
-    >>> load_pipeline("/no/such/folder")
+    ``path`` is relative to ``root`` (or absolute); anything that resolves outside ``root`` (``..``, a symlink
+    out) is refused before the file system is asked whether it exists, so a path says nothing about the server.
+
+    >>> load_pipeline("../etc", root="/srv/pipelines")
     Traceback (most recent call last):
-    ...
-    ValueError: No pipeline folder at `/no/such/folder`.
+    core.errors.OptiscopeError: Expected `path` inside the pipeline root, but got '../etc'
     """
     from diffusers import DiffusionPipeline
 
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"No pipeline folder at `{path}`.")
-    if not (folder / "model_index.json").exists():
-        raise ValueError(f"`{path}` has no model_index.json; expected a folder written by `pipeline.save_pretrained`.")
+    base = Path(root).resolve()
+    folder = (base / path).resolve()
+    if not folder.is_relative_to(base):
+        raise OptiscopeError(f"Expected `path` inside the pipeline root, but got {str(path)!r}")
+    if not (folder / "model_index.json").is_file():
+        raise OptiscopeError(
+            f"Expected a pipeline folder (with model_index.json, written by `save_pretrained`) at {str(path)!r}"
+        )
     try:
         pipe = DiffusionPipeline.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"Could not load the pipeline at `{path}`: {err}") from None
-    return pipeline_denoiser(pipe.to(device))
+        raise OptiscopeError(f"Could not load the pipeline at {str(path)!r}: {err}") from None
+    return pipeline_denoiser(pipe.to(device), device=device)
