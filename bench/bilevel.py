@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 import torchopt  # noqa: E402
 
 from bench._common import publish, timed  # noqa: E402
-from core.bilevel import RootSpec, closed_form_hypergradient, custom_root, load_task, unrolled  # noqa: E402
-from core.bilevel.tuning import Task, exact_solution, inner_gradient, step_size  # noqa: E402
+from core.bilevel import RootSpec, custom_root, load_task, unrolled  # noqa: E402
+from core.bilevel.tuning import Task, closed_form_hypergradient, exact_solution, inner_gradient, step_size  # noqa: E402
 from core.device import device_label, sync  # noqa: E402
 
 THETA = -4.0

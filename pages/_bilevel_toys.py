@@ -83,7 +83,8 @@ def lvhba_view() -> None:
     )
 
 
-@st.cache_data(max_entries=8, show_spinner="Running BO-REP and AID…")
+# cache_resource, not cache_data: unpickling thousands of states cost seconds; frozen states are safe to share
+@st.cache_resource(max_entries=8, show_spinner="Running BO-REP and AID…")
 def borep(x0: str, eta: float, aid_lr: float, steps: int, noise: float, seed: int):
     start = torch.tensor([[float(v) for v in x0.split(",")]], dtype=torch.float64)
     configs = {
@@ -91,8 +92,7 @@ def borep(x0: str, eta: float, aid_lr: float, steps: int, noise: float, seed: in
         f"AID η={aid_lr}": bl.BOREPConfig.aid(aid_lr, noise=noise),
     }
     return {
-        name: bl.trace(bl.bo_rep(bl.quartic_toy(), start, config=c, steps=steps, seed=seed))
-        for name, c in configs.items()
+        name: list(bl.bo_rep(bl.quartic_toy(), start, config=c, steps=steps, seed=seed)) for name, c in configs.items()
     }
 
 
@@ -147,8 +147,8 @@ def borep_view() -> None:
     noise, seed = ui.slider("Oracle noise σ", 0.0, 0.5, 0.1, "noise"), ui.seed()
     runs = borep(x0, eta, aid_lr, steps, noise, seed)
     grid, log_phi = contours(max(float(v) for v in x0.split(",")) + 5)
-    paths = {name: t.x[:, 0] for name, t in runs.items()}
-    norms = {name: t.grad_phi_norm[:, 0] for name, t in runs.items()}
+    paths = {name: torch.stack([s.x[0] for s in states]).numpy() for name, states in runs.items()}
+    norms = {name: torch.stack([s.grad_phi_norm[0] for s in states]).numpy() for name, states in runs.items()}
     fig = go.Figure(go.Contour(x=grid, y=grid, z=log_phi, colorscale="Viridis", showscale=False, name="log₁₀ Φ"))
     for name, path in paths.items():
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", marker={"size": 3}, name=name))
@@ -157,17 +157,16 @@ def borep_view() -> None:
     left, right = st.columns(2)
     with left:
         ui.chart(fig, "bilevel-borep-paths", data=paths)
-    fig = go.Figure([go.Scatter(x=runs[name].step, y=v, name=name) for name, v in norms.items()])
+    fig = go.Figure([go.Scatter(x=np.arange(len(v)), y=v, name=name) for name, v in norms.items()])
     fig.update_yaxes(type="log", title="‖∇Φ(x)‖", exponentformat="power")
     fig.update_layout(xaxis_title="iteration", height=480, legend={"orientation": "h", "y": 1.08})
     with right:
         ui.chart(fig, "bilevel-borep-grad", data=norms)
     bo, aid = runs.values()
-    hit, calls = int(bo.first_hit[0]), "{grad_g} / {hvp} / {grad_f}".format(**bo.calls)
-    outcome = "diverged" if aid.diverged[0] else f"‖∇Φ‖ = {aid.grad_phi_norm[-1, 0]:.3g}"
-    ui.metrics(
-        {"BO-REP: first ‖∇Φ‖ < 0.1": hit if hit > 0 else "never", "AID": outcome, "∇g / HVP / ∇f calls (BO-REP)": calls}
-    )
+    hit = next((s.step for s in bo if float(s.grad_phi_norm[0]) < 0.1), "never")
+    calls = f"{bo[-1].grad_g_calls} / {bo[-1].hvp_calls} / {bo[-1].grad_f_calls}"
+    outcome = "diverged" if bool(aid[-1].diverged[0]) else f"‖∇Φ‖ = {float(aid[-1].grad_phi_norm[0]):.3g}"
+    ui.metrics({"BO-REP: first ‖∇Φ‖ < 0.1": hit, "AID": outcome, "∇g / HVP / ∇f calls (BO-REP)": calls})
     wall_view(noise, seed)
     ui.explainer(
         "BO-REP",

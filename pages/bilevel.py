@@ -17,6 +17,11 @@ PARTS = {
     "lvhba": "LV-HBA (constrained lower level)",
     "borep": "BO-REP (unbounded smoothness)",
 }
+METHODS = {
+    "implicit": "implicit (IFT at w_k)",
+    "unrolled": "unrolled (backprop through k steps)",
+    "finite_difference": "finite difference of the k-step solver",
+}
 IMPLICIT = "Blondel et al. 2021, [arXiv:2105.15183](https://arxiv.org/abs/2105.15183)"
 IFT = [
     r"F(w, \theta) = \nabla_w \big[\ell_{train}(w) + \tfrac12 e^{\theta}\|w\|^2\big] = 0",
@@ -53,7 +58,7 @@ def tuning(task: str, theta: float, solve: str, kmax: int):
 def tuning_view() -> None:
     task = ui.select("Task", bl.TASKS, "ridge", "task")
     theta = float(ui.slider("θ = log λ", -8.0, 4.0, -4.0, "theta", step=0.1))
-    solve = ui.select("Linear solve", bl.SOLVERS, "cg", "solve")
+    solve = ui.select("Linear solve", bl.RootSpec.SOLVERS, "cg", "solve")
     kmax = ui.select("Largest inner iteration count k", [300, 1000, 3000], 1000, "kmax")
     thetas, curve, err = tuning(task, theta, solve, kmax)
     span = np.array([theta - 1.5, theta + 1.5])
@@ -68,9 +73,7 @@ def tuning_view() -> None:
     left, right = st.columns(2)
     with left:
         ui.chart(fig, "bilevel-curve", data={"theta": thetas, "validation_loss": curve}, name="validation-curve")
-    lines = [
-        go.Scatter(x=err.steps, y=err.errors[m], name=label, mode="lines+markers") for m, label in bl.METHODS.items()
-    ]
+    lines = [go.Scatter(x=err.steps, y=err.errors[m], name=label, mode="lines+markers") for m, label in METHODS.items()]
     fig = go.Figure([*lines, go.Scatter(x=err.steps, y=err.distance, name="‖w_k − w*‖", line={"dash": "dot"})])
     fig.update_xaxes(type="log", title="inner GD iterations k")
     fig.update_yaxes(type="log", title="relative error of dL/dθ", exponentformat="power")

@@ -147,7 +147,7 @@ def bo_rep(
         x0: (dx,) or (M, dx) -> state.x: (M, dx), state.grad_phi_norm: (M,)
 
     >>> x0 = torch.tensor([[30.0, 40.0]], dtype=torch.float64)
-    >>> first_below(list(bo_rep(quartic_toy(), x0, steps=1200)), 0.1)  # first step with ‖∇Φ‖ < 0.1
+    >>> first_below(list(bo_rep(quartic_toy(), x0, steps=1200)), tol=0.1)  # first step with ‖∇Φ‖ < 0.1
     array([1113])
     >>> bool(list(bo_rep(quartic_toy(), x0, config=BOREPConfig.aid(0.005), steps=1200))[-1].diverged)
     True
@@ -245,7 +245,7 @@ def _loop(problem, x, cfg, steps, every, gen) -> Iterator[BOREPState]:
             return
 
 
-def first_below(states: list[BOREPState], tol: float) -> np.ndarray:
+def first_below(states: list[BOREPState], *, tol: float) -> np.ndarray:
     """Per run, the first step with ``‖∇Φ(x)‖ < tol`` (−1: never; frozen diverged runs never count)."""
     norms = torch.stack([s.grad_phi_norm for s in states]).cpu().numpy()  # (T, M)
     ok = (norms < tol) & ~torch.stack([s.diverged for s in states]).cpu().numpy()
@@ -292,39 +292,6 @@ def _wall(problem, starts, lrs, steps, tol, seed) -> Iterator[WallProgress]:
     hits, diverged = [], []
     for lr in lrs:
         states = list(bo_rep(problem, starts, config=BOREPConfig.aid(lr), steps=steps, seed=seed))
-        hits.append(first_below(states, tol))
+        hits.append(first_below(states, tol=tol))
         diverged.append(states[-1].diverged.cpu().numpy())
         yield WallProgress(lrs, starts, np.stack(hits), np.stack(diverged), len(hits))
-
-
-@dataclass(frozen=True)
-class BOREPTrace:
-    """A run as arrays (cheap to cache and plot): iterates, true gradient norms, outcome and oracle counters."""
-
-    step: np.ndarray  # (T,)
-    x: np.ndarray  # (T, M, dx)
-    grad_phi_norm: np.ndarray  # (T, M)
-    refreshed: np.ndarray  # (T,) bool
-    diverged: np.ndarray  # (M,) bool, at the end
-    first_hit: np.ndarray  # (M,) first step with ‖∇Φ‖ < tol, −1 if never
-    calls: dict[str, int]  # oracle calls at the end
-
-
-def trace(states: Iterator[BOREPState], tol: float = 0.1) -> BOREPTrace:
-    """Collect a run into a :class:`BOREPTrace`.
-
-    >>> t = trace(bo_rep(quartic_toy(), torch.tensor([6.0, 8.0], dtype=torch.float64), steps=10))
-    >>> t.x.shape, t.calls
-    ((11, 1, 2), {'grad_g': 80, 'hvp': 20, 'grad_f': 10})
-    """
-    states = list(states)
-    last = states[-1]
-    return BOREPTrace(
-        np.array([s.step for s in states]),
-        torch.stack([s.x for s in states]).cpu().numpy(),
-        torch.stack([s.grad_phi_norm for s in states]).cpu().numpy(),
-        np.array([s.refreshed for s in states]),
-        last.diverged.cpu().numpy(),
-        first_below(states, tol),
-        {"grad_g": last.grad_g_calls, "hvp": last.hvp_calls, "grad_f": last.grad_f_calls},
-    )

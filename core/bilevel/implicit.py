@@ -13,6 +13,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch.func import jvp, vjp
@@ -27,6 +28,7 @@ Optimality = Callable[..., torch.Tensor]
 class RootSpec:
     """How the implicit system is solved: the method, its iterations and tolerance, a ridge, the checks."""
 
+    SOLVERS: ClassVar[dict[str, str]] = SOLVERS  # the keys of `solve`, with labels
     solve: str = "normal_cg"  # a key of SOLVERS; "cg" needs a symmetric positive definite ∂F/∂w
     maxiter: int = 200
     tol: float = 1e-10

@@ -38,7 +38,7 @@ class ConstrainedBilevel:
 
 
 def coupled_toy(
-    n: int = 100, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    *, n: int = 100, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
 ) -> ConstrainedBilevel:
     r"""The authors' toy (``Toy-example/LLC``): a coupled linear constraint and a known solution.
 
@@ -46,7 +46,7 @@ def coupled_toy(
     ``C = {1ᵀx + 1ᵀy = 0}``; ``x ∈ ℝⁿ``, ``y = (y₁, y₂) ∈ ℝ²ⁿ``. Solution ``x* = −0.3``, ``y₁* = 0.7``,
     ``y₂* = −0.4`` (all coordinates) with multiplier ``λ* = −1`` (from ``∇_{y₂}: 1 + λ = 0``).
 
-    >>> toy = coupled_toy(3)
+    >>> toy = coupled_toy(n=3)
     >>> float(toy.constraint(toy.x_star, toy.y_star).abs().max()) < 1e-12
     True
     """

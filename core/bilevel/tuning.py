@@ -55,9 +55,7 @@ def _arrays(kind: str) -> tuple[np.ndarray, ...]:
     return tuple(train_test_split(StandardScaler().fit_transform(x), y, test_size=0.33, random_state=0))
 
 
-def load_task(
-    kind: str = "ridge", *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
-) -> Task:
+def load_task(kind: str, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Task:
     """The train / validation split of ``kind`` (a key of :data:`TASKS`) as tensors.
 
     >>> load_task("ridge").x_train.shape
