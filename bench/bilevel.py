@@ -10,6 +10,7 @@ validation MSE. Memory is what autograd keeps for the backward pass (bytes of sa
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from pathlib import Path
@@ -107,13 +108,13 @@ def saved_bytes(fn, data: tuple[torch.Tensor, ...]) -> int:
     return sum(storages.values())
 
 
-def peak_cuda(fn, device: torch.device) -> float:
+def peak_cuda(fn, device: torch.device) -> str:
     if device.type != "cuda":
-        return float("nan")
+        return "—"
     torch.cuda.reset_peak_memory_stats(device)
     hypergradient(fn)
     sync(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20
+    return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f}"
 
 
 def exactness(lines: list[str], device: str, repeats: int) -> None:
@@ -183,7 +184,7 @@ def scaling(lines: list[str], device: str, ks: tuple[int, ...], n: int, d: int, 
             base_t, base_m = (t, mem) if base_t is None else (base_t, base_m)
             ratio_m = f"{mem / base_m:.2g}×" if base_m else "—"
             lines.append(
-                f"| {k} | {name} | {1e3 * t:.1f} | {mem:.3f} | {peak_cuda(fn, dev):.1f} | {err:.1e} | "
+                f"| {k} | {name} | {1e3 * t:.1f} | {mem:.3f} | {peak_cuda(fn, dev)} | {err:.1e} | "
                 f"{t / base_t:.2f}× | {ratio_m} |"
             )
             print(lines[-1], flush=True)
@@ -203,7 +204,9 @@ def main() -> None:
         "",
         f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; "
         f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}. torchopt's compiled "
-        f"ops available: {torchopt.accelerated_op_available()}. Times: best of {2 if q else 5}.",
+        f"ops available: {torchopt.accelerated_op_available()}. Times: best of {2 if q else 5}; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start (timings on a busy machine are noisy; "
+        "memory and errors are exact).",
         "",
     ]
     exactness(lines, args.device, 2 if q else 5)
