@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -35,3 +36,12 @@ def test_a_changed_result_changes_the_table(tmp_path: Path) -> None:
     cbo.write_text(cbo.read_text().replace("**5.57×**", "**9.99×**"))
     after = table.render(table.load_results(tmp_path))
     assert before != after and "9.99×" in after
+
+
+def test_readme_notebook_snippet_runs() -> None:
+    """The README's ```python blocks run as written (the notebook example is the API's front door)."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks, "the README has no python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # our own README
