@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.attention_svm.problem import Problem
+from core.attention_svm.problem import Problem, check_problem
 from core.attention_svm.svm import SVMCache, constraint_matrix, rank, solve_both
 from core.attention_svm.train import TrainState
 from core.errors import OptiscopeError, check_budget, check_int, check_positive
@@ -84,6 +84,41 @@ class Run:
         return sorted({0, last, *inner})
 
 
+def _check_array(name: str, a, shape: tuple[int, ...], kinds: str) -> np.ndarray:
+    """`a` if it is a finite numpy array of `shape` whose dtype kind is one of `kinds`."""
+    ok = isinstance(a, np.ndarray) and a.shape == shape and a.dtype.kind in kinds and bool(np.isfinite(a).all())
+    if not ok:
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise OptiscopeError(f"Expected `{name}` to be a finite array of shape {shape}, but got {got}")
+    return a
+
+
+def _check_run_of(run: Run, problem: Problem) -> None:
+    """`run` is a `Run` of `problem`, in the fields the token plane draws (a `Run` is a plain record)."""
+    if not isinstance(run, Run) or not isinstance(run.W, np.ndarray) or run.W.ndim != 3:
+        raise OptiscopeError(
+            f"Expected `run` to be the `Run` of `analyze` on this problem, but got {type(run).__name__}"
+        )
+    d, n, T = problem.d, problem.n, problem.T
+    _check_array("W", run.W, (len(run.W), d, d), "f")
+    if run.svm_fro is not None:
+        _check_array("svm_fro", run.svm_fro, (d, d), "f")
+    for name in ("selected", "optimal"):
+        tokens = _check_array(name, getattr(run, name), (n,), "iu")
+        if ((tokens < 0) | (tokens >= T)).any():
+            raise OptiscopeError(f"Expected `{name}` tokens in [0, {T - 1}], but got {tokens.tolist()}")
+
+
+def _is_state_of(state, d: int, n: int, T: int) -> bool:
+    """Whether `state` is an unbatched float64 `TrainState` of a problem of this shape."""
+    shapes = {"W": (d, d), "probs": (n, T), "loss": (), "grad_norm": ()}
+    tensors = [getattr(state, name, None) for name in shapes]
+    return isinstance(state, TrainState) and all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.float64 and tuple(t.shape) == shape
+        for t, shape in zip(tensors, shapes.values(), strict=True)
+    )
+
+
 def _corr_curve(Ws: np.ndarray, S: np.ndarray | None) -> np.ndarray | None:
     if S is None:
         return None
@@ -94,15 +129,15 @@ def _corr_curve(Ws: np.ndarray, S: np.ndarray | None) -> np.ndarray | None:
 
 def _record(problem: Problem, states: Iterable[TrainState]) -> list[TrainState]:
     """The states, each checked against the problem, refused past RECORD_BUDGET before it is held."""
-    shape = ((problem.d, problem.d), (problem.n, problem.T))
+    d, n, T = problem.d, problem.n, problem.T
     if not isinstance(states, Iterable):
         raise OptiscopeError(f"Expected `states` to be the iterator of `run`, but got {type(states).__name__}")
     kept = []
     for state in states:
-        if not isinstance(state, TrainState) or (tuple(state.W.shape), tuple(state.probs.shape)) != shape:
-            raise OptiscopeError(f"Expected the states of `run` on this one problem (W {shape[0]}), but got {state!r}")
+        if not _is_state_of(state, d, n, T):
+            raise OptiscopeError(f"Expected the states of `run` on this one problem (W ({d}, {d})), but got {state!r}")
         kept.append(state)
-        check_budget("float64 values held (steps + 1)·(d² + n·T)", len(kept) * sum(map(np.prod, shape)), RECORD_BUDGET)
+        check_budget("float64 values held (steps + 1)·(d² + n·T)", len(kept) * (d * d + n * T), RECORD_BUDGET)
     if not kept:
         raise OptiscopeError("Expected at least one state, but `states` was empty")
     return kept
@@ -126,12 +161,12 @@ def analyze(problem: Problem, states: Iterable[TrainState], *, cache: SVMCache |
     >>> r.W.shape, r.kind in ("global", "local", "not optimal", "infeasible")
     ((51, 3, 3), True)
     """
-    if not isinstance(problem, Problem):
-        raise OptiscopeError(f"Expected a `problem`, but got {type(problem).__name__}")
-    kept = _record(problem, states)
+    kept = _record(check_problem(problem), states)
     Ws = torch.stack([s.W for s in kept]).cpu().numpy()
     probs = torch.stack([s.probs for s in kept]).cpu().numpy()
     loss, grad_norm = (torch.stack([getattr(s, name) for s in kept]).cpu().numpy() for name in ("loss", "grad_norm"))
+    for name, values in (("W", Ws), ("probs", probs), ("loss", loss), ("grad_norm", grad_norm)):
+        _check_array(name, values, values.shape, "f")  # before any solve: NaN states are refused, not analyzed
     selected, optimal = probs[-1].argmax(-1), problem.optimal.cpu().numpy()
     solve = cache.solve if cache is not None else solve_both
     svm = solve(problem, selected)
@@ -214,14 +249,9 @@ def plane_geometry(
     >>> plane.selected, plane.svm_ray.round(4).tolist()
     (0, [-0.0995, 0.995])
     """
-    if not isinstance(run, Run):
-        raise OptiscopeError(f"Expected `run` to be the `Run` of `analyze`, but got {type(run).__name__}")
-    if problem.d != 2:
+    if check_problem(problem).d != 2:
         raise OptiscopeError(f"Expected a problem with d = 2 for the token plane, but got d = {problem.d}")
-    if run.W.shape[1:] != (2, 2) or run.selected.shape != (problem.n,):
-        raise OptiscopeError(
-            f"Expected the `run` of this problem, but got W {run.W.shape[1:]}, n = {len(run.selected)}"
-        )
+    _check_run_of(run, problem)
     i = check_int("sequence", sequence, 0, problem.n - 1)
     frames = [check_int("frames", k, -len(run.W), len(run.W) - 1) for k in frames]
     extent = check_positive("extent", extent)

@@ -16,6 +16,7 @@ from core.errors import OptiscopeError, check_budget, check_int
 
 DTYPE = torch.float64
 TOKEN_BUDGET = 10**7  # n·T·d entries of X: 80 MB in float64
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,36 @@ class Problem:
             raise OptiscopeError(f"Expected an available `device`, but got {device!r}") from e
 
 
+def check_problem(problem: Problem) -> Problem:
+    """`problem` if it is a `Problem` of finite float64 tensors of consistent shapes on one device, with labels ±1.
+
+    Every entry point that takes a problem calls this first: a `Problem` is a plain record, so one built by hand
+    (or with `dataclasses.replace`) is checked where it is used.
+    """
+    if not isinstance(problem, Problem):
+        raise OptiscopeError(f"Expected a `problem` (a `Problem`), but got {type(problem).__name__}")
+    tensors = {"X": problem.X, "z": problem.z, "y": problem.y, "values": problem.values, "v": problem.v}
+    tensors = {name: t for name, t in tensors.items() if t is not None or name != "v"}
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor) or t.dtype != DTYPE:
+            got = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
+            raise OptiscopeError(f"Expected `{name}` to be a float64 tensor, but got {got}")
+    if problem.X.ndim != 3:
+        raise OptiscopeError(f"Expected `X` of shape (n, T, d), but got {tuple(problem.X.shape)}")
+    n, T, d = _check_sizes(*problem.X.shape)
+    for name, shape in {"z": (n, d), "y": (n,), "values": (n, T), "v": (d,)}.items():
+        if name in tensors:
+            _check_shape(name, tensors[name], shape)
+    if len({t.device for t in tensors.values()}) > 1:
+        raise OptiscopeError(f"Expected one device, but got {sorted({str(t.device) for t in tensors.values()})}")
+    for name, t in tensors.items():
+        if not bool(torch.isfinite(t).all()):
+            raise OptiscopeError(f"Expected `{name}` to be finite, but it holds NaN or inf")
+    if not bool(((problem.y == 1) | (problem.y == -1)).all()):
+        raise OptiscopeError(f"Expected labels `y` in {{-1, +1}}, but got {sorted(set(problem.y.tolist()))}")
+    return problem
+
+
 def _check_sizes(n: int, T: int, d: int) -> tuple[int, int, int]:
     n, d = check_int("n", n, 1), check_int("d", d, 1)
     T = check_int("T", T, 2)  # attention must choose between tokens
@@ -96,7 +127,7 @@ def make_problem(
     ((6, 8, 10), (6, 10), 1.0)
     """
     n, T, d = _check_sizes(n, T, d)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    g = torch.Generator().manual_seed(check_int("seed", seed, 0, MAX_SEED))
     v = torch.randn(d, generator=g)
     v /= torch.norm(v)
     y = 2 * torch.ones(n) * (torch.randn(n, generator=g) > 0) - 1
@@ -110,13 +141,14 @@ def make_problem(
 
 def _as_tensor(name: str, a, ndim: int) -> torch.Tensor:
     try:
-        t = torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=DTYPE)
-    except (TypeError, ValueError) as e:
-        raise OptiscopeError(f"Expected `{name}` to be a numeric array, but got {type(a).__name__}") from e
+        host = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        if host.dtype.kind not in "biuf":  # complex, strings, objects: no silent cast
+            raise TypeError(host.dtype)
+        t = torch.as_tensor(host.astype(np.float64), dtype=DTYPE)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise OptiscopeError(f"Expected `{name}` to be a real numeric array, but got {type(a).__name__}") from e
     if t.ndim != ndim:
         raise OptiscopeError(f"Expected `{name}` to have {ndim} dimensions, but got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise OptiscopeError(f"Expected `{name}` to be finite, but it holds NaN or inf")
     return t.clone()
 
 
@@ -136,18 +168,12 @@ def from_arrays(X, z, y, *, v=None, values=None) -> Problem:
     >>> p.scores.tolist()
     [[1.0, 0.0]]
     """
-    X = _as_tensor("X", X, 3)
-    n, T, d = _check_sizes(*X.shape)
-    z = _check_shape("z", _as_tensor("z", z, 2), (n, d))
-    y = _check_shape("y", _as_tensor("y", y, 1), (n,))
-    if not bool(((y == 1) | (y == -1)).all()):
-        raise OptiscopeError(f"Expected labels `y` in {{-1, +1}}, but got {sorted(set(y.tolist()))}")
+    X, z, y = _as_tensor("X", X, 3), _as_tensor("z", z, 2), _as_tensor("y", y, 1)
     if v is None and values is None:
         raise OptiscopeError("Expected the head `v` (d,) or the head outputs `values` (n, T), but got neither")
-    if v is not None:
-        v = _check_shape("v", _as_tensor("v", v, 1), (d,))
-    values = X @ v if values is None else _check_shape("values", _as_tensor("values", values, 2), (n, T))
-    return Problem(X=X, z=z, y=y, v=v, values=values)
+    v = None if v is None else _check_shape("v", _as_tensor("v", v, 1), (X.shape[-1],))
+    values = X @ v if values is None else _as_tensor("values", values, 2)
+    return check_problem(Problem(X=X, z=z, y=y, v=v, values=values))
 
 
 def single_input_example(*, third_score: float = 0.0) -> Problem:

@@ -13,7 +13,7 @@ import cvxpy as cp
 import numpy as np
 import torch
 
-from core.attention_svm.problem import Problem
+from core.attention_svm.problem import Problem, check_problem
 from core.errors import OptiscopeError, check_budget, check_choice, check_int
 
 NORMS = {"fro": "Frobenius ‖W‖_F (W parameterization)", "nuc": "nuclear ‖W‖_* ((K, Q) parameterization)"}
@@ -34,7 +34,7 @@ def _host(name: str, a) -> np.ndarray:
 def _matrix(name: str, W, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """`W` as a finite float64 host matrix (of `shape` when given)."""
     a = _host(name, W)
-    if a.dtype.kind not in "biuf" or a.ndim != 2 or (shape is not None and a.shape != shape):
+    if a.dtype.kind not in "biuf" or a.ndim != 2 or a.size == 0 or (shape is not None and a.shape != shape):
         raise OptiscopeError(
             f"Expected `{name}` to be a real matrix of shape {shape or '(d, d)'}, but got {a.dtype} {a.shape}"
         )
@@ -44,16 +44,17 @@ def _matrix(name: str, W, shape: tuple[int, ...] | None = None) -> np.ndarray:
 
 
 def _selected(problem: Problem, selected) -> np.ndarray:
-    raw = _host("selected", selected).reshape(-1)
-    integral = raw.dtype.kind in "iu" or (raw.dtype.kind == "f" and np.isfinite(raw).all() and (raw % 1 == 0).all())
-    if not integral:
-        raise OptiscopeError(f"Expected `selected` to hold token indices, but got {raw.tolist()}")
-    sel = raw.astype(np.int64)
-    if sel.shape != (problem.n,):
-        raise OptiscopeError(f"Expected one selected token per sequence, shape ({problem.n},), but got {sel.shape}")
-    if (sel < 0).any() or (sel >= problem.T).any():
-        raise OptiscopeError(f"Expected selected tokens in [0, {problem.T - 1}], but got {sel.tolist()}")
-    return sel
+    """The selection α as (n,) host ints in [0, T), after checking the problem it indexes."""
+    check_problem(problem)
+    raw = _host("selected", selected)
+    if raw.dtype.kind not in "iuf" or raw.shape not in ((problem.n,), (1, problem.n), (problem.n, 1)):
+        raise OptiscopeError(f"Expected one selected token per sequence, shape ({problem.n},), but got {raw.shape}")
+    raw = raw.reshape(-1)
+    valid = np.isfinite(raw)
+    valid[valid] = (raw[valid] >= 0) & (raw[valid] < problem.T) & (raw[valid] % 1 == 0)
+    if not valid.all():
+        raise OptiscopeError(f"Expected selected tokens in [0, {problem.T - 1}], but got {raw.tolist()}")
+    return raw.astype(np.int64)
 
 
 def constraint_matrix(problem: Problem, selected) -> np.ndarray:
@@ -142,8 +143,9 @@ def solve_svm(problem: Problem, selected, *, norm: str = "fro") -> torch.Tensor 
     [-0.1, 1.0]
     """
     check_choice("norm", norm, NORMS)
+    sel = _selected(problem, selected)
     check_budget("SVM constraint entries n(T − 1)·d²", problem.n * (problem.T - 1) * problem.d**2, SVM_BUDGET)
-    A = constraint_matrix(problem, selected)
+    A = constraint_matrix(problem, sel)
     status, value = _solve(A, problem.d, norm)
     if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
         return None
@@ -230,7 +232,8 @@ class SVMCache:
 
     def solve(self, problem: Problem, selected) -> Solutions:
         """`solve_both(problem, selected)`, solved once per (problem, selection)."""
-        key = (_fingerprint(problem), tuple(_selected(problem, selected).tolist()))
+        sel = tuple(_selected(problem, selected).tolist())
+        key = (_fingerprint(problem), sel)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)

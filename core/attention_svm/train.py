@@ -10,7 +10,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from core.attention_svm.problem import DTYPE, Problem
+from core.attention_svm.problem import DTYPE, MAX_SEED, Problem, check_problem
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
 
 EPS = torch.finfo(torch.float64).eps  # 2.2e-16, the reference implementation's epsilon
@@ -94,8 +94,9 @@ def _stack(problem: Problem | Sequence[Problem], device) -> tuple[tuple[np.ndarr
     """(X, z, values, y) as host arrays, with a leading batch dim B for a list of B problems, and the device."""
     single = isinstance(problem, Problem)
     problems = [problem] if single else list(problem) if isinstance(problem, Sequence) else []
-    if not problems or not all(isinstance(p, Problem) for p in problems):
-        raise OptiscopeError(f"Expected a `problem` (or a non-empty list of them), but got {type(problem).__name__}")
+    if not problems:
+        raise OptiscopeError(f"Expected a `problem` (or a non-empty list of them), but got {problem!r}")
+    problems = [check_problem(p) for p in problems]
     shapes = {tuple(p.X.shape) for p in problems}
     if len(shapes) != 1:
         raise OptiscopeError(f"Expected problems of one shape (n, T, d), but got {sorted(shapes)}")
@@ -179,7 +180,7 @@ def run(
     ((3, 10, 10), (3, 6, 8))
     """
     check_choice("param", param, PARAMS)
-    steps, seed = check_int("steps", steps, 1), check_int("seed", seed, 0)
+    steps, seed = check_int("steps", steps, 1), check_int("seed", seed, 0, MAX_SEED)
     lr = check_positive("lr", lr)
     data, device = _stack(problem, device)
     work = steps * data[0].size
