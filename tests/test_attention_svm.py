@@ -537,6 +537,11 @@ RUN_D2 = analyze(SMALL, run(SMALL, steps=5))
         lambda: make_problem(n=float("nan")),
         lambda: make_problem(device=5),
         lambda: single_input_example(third_score="x"),
+        lambda: run(dataclasses.replace(SMALL, X=torch.full_like(SMALL.X, np.nan))),
+        lambda: solve_svm(dataclasses.replace(SMALL, y=torch.zeros_like(SMALL.y)), [0, 0]),
+        lambda: analyze(dataclasses.replace(SMALL, values=SMALL.values.float()), run(SMALL, steps=1)),
+        lambda: analyze(SMALL, [dataclasses.replace(s, W=s.W * np.nan) for s in run(SMALL, steps=2)]),
+        lambda: plane_geometry(SMALL, dataclasses.replace(RUN_D2, selected=RUN_D2.selected + 7)),
     ],
 )
 def test_garbage_raises_optiscope_error(call):
