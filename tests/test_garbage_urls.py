@@ -7,11 +7,16 @@ The keys are discovered from the page's own widgets, so new controls and new lab
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pages._labs import LABS
+from pages._lesson_kit import LESSON_PARAM, STEP_PARAM
 
-PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
+ROOT = Path(__file__).resolve().parent.parent
+# every routed page: the gallery, the labs, and any other page beside them (lessons)
+PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 WIDGETS = (
     "slider",
     "number_input",
@@ -27,6 +32,7 @@ WIDGETS = (
 # negative, NaN, infinite, empty, an unknown option, and a very long string that is also a huge number
 GARBAGE = ("-5", "nan", "inf", "", "Nope", "9" * 3000)
 UNKNOWN_PARAMS = {"no_such_option": "1", "teacher": "maybe"}
+READ_DIRECTLY = (LESSON_PARAM, STEP_PARAM)  # URL parameters the kit reads without a widget, on every page
 BUG_PREFIX = "Could not compute"  # pages/_ui.py errors(): an exception that is not an OptiscopeError
 
 
@@ -53,13 +59,18 @@ def test_garbage_query_parameters_render_without_an_exception_box(open_page, pat
     at = open_page(path)
     assert not problems(at), problems(at)
     keys = bound_keys(at)
-    assert keys, f"{path} binds no widget to the URL"
+    assert keys or path in ("pages/home.py", "pages/lessons.py"), f"{path} binds no widget to the URL"
+    keys = sorted({*keys, *READ_DIRECTLY})
     failures = []
     for query in garbage_queries(keys):
         found = problems(open_page(path, **query))
         if found:
             failures.append(({key: value[:20] for key, value in query.items()}, found))
     assert not failures, f"{path}: {len(failures)} of {len(GARBAGE)} garbage links failed: {failures}"
+
+
+def test_every_lab_page_is_covered() -> None:
+    assert {"pages/home.py", *(f"pages/{lab.slug}.py" for lab in LABS)} <= set(PAGES)
 
 
 def test_each_key_gets_each_garbage_value() -> None:
