@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")
 from _common import publish  # noqa: E402
 
-from pages._labs import LABS  # noqa: E402
 from tests.conftest import _open_page  # noqa: E402
 
-PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
+PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 FLAT = 1.10
 
 
