@@ -39,7 +39,7 @@ CD = {"cd_problem": "least-squares", "block": 1, "partition": "variable", "updat
 
 PRESETS = {
     "GSL vs random on dataset A": CD,
-    "Blocks of 5, matrix updates": {**CD, "block": 5, "update": "Hb", "cd_steps": 300},
+    "Blocks of 5, matrix updates": {**CD, "block": 5, "update": "Hb", "cd_steps": 200},
     "Lasso: only GS-q converges": {**CD, "cd_problem": "lasso"},
     "HS7: Gaussian sketches, θ_k → 0": {"cn_problem": "hs7", "solver": "gaussian", "theta": "decaying"},
     "Sliding with the true gap": {"restart": "oracle", "sl_tol": 4},

@@ -61,7 +61,7 @@ def test_heat_strip_counts_every_update(open_page):
 
 
 def test_variable_blocks_with_matrix_updates_preset_url(open_page):
-    at = _ok(open_page(PAGE, block="5", update="Hb", cd_steps="300"))
+    at = _ok(open_page(PAGE, block="5", update="Hb", cd_steps="200"))
     assert metric(at, "GSL: updates to 1e-6") == "179"  # note: GSD (d = L_i) + Hb, tau = 5
 
 
