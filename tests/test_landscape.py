@@ -452,6 +452,15 @@ def test_bad_input_raises_optiscope_error(quad50):
         criteria([-1.0, -2.0], [0.5, 0.5])
     with pytest.raises(OptiscopeError, match="parallel"):
         project([theta], theta, (d, d))
+    with pytest.raises(OptiscopeError, match="finite values in `params`"):
+        eigenpairs(f, {"x": torch.full((50,), float("nan"), dtype=D)})
+    with pytest.raises(OptiscopeError, match="float32 on cpu, expected torch.float64"):
+        surface(f, theta, ({"x": torch.ones(50)},))
+    with pytest.raises(OptiscopeError, match="overflow"):
+        random_directions({"w": torch.full((2, 2), 1e30)}, seed=0)
+    model = nn.Linear(3, 2)
+    with pytest.raises(OptiscopeError, match=r"to fit the model \(\(2, 3\)\)"):
+        hessian_trace(loss_fn_for(model, torch.ones(4, 3), torch.zeros(4, dtype=torch.long)), {"weight": torch.ones(3)})
 
 
 def test_zoo_models_batches_and_uploads():

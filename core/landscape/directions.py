@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import check_choice, check_int
-from core.landscape.functional import Params, check_params, flatten, unflatten
+from core.errors import OptiscopeError, check_choice, check_int
+from core.landscape.functional import Params, check_params, check_point, flatten, unflatten
 
 NORMS = ("filter", "layer", "model", "weight", None)
 
@@ -19,6 +19,14 @@ def normalize(direction: Params, params: Params, *, norm: str | None = "filter",
     """
     check_choice("norm", norm, NORMS)
     check_params(direction, params)
+    out = _scaled(direction, params, norm, zero_1d)
+    if not all(bool(torch.isfinite(v).all()) for v in out.values()):
+        dtype = next(iter(params.values())).dtype
+        raise OptiscopeError(f"Expected `params` whose {norm} norms are finite, but they overflow {dtype}")
+    return out
+
+
+def _scaled(direction: Params, params: Params, norm: str | None, zero_1d: bool) -> Params:
     if norm is None:
         return {k: v.clone() for k, v in direction.items()}
     if norm == "model":
@@ -75,6 +83,7 @@ def random_direction(
 
 
 def _gaussian(params: Params, seed: int) -> torch.Tensor:
+    check_point(params)
     gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
     return torch.randn(sum(v.numel() for v in params.values()), generator=gen, dtype=torch.float64)
 

@@ -73,6 +73,7 @@ class ModelLoss:
                     m.track_running_stats = False
                     m.running_mean = m.running_var = m.num_batches_tracked = None
         self._template, self._local = template, threading.local()
+        self.shapes = {k: v.shape for k, v in template.named_parameters()}
         self.inputs, self.target, self.criterion, self.bn = inputs, target, criterion, bn
 
     def module(self) -> nn.Module:
@@ -81,6 +82,15 @@ class ModelLoss:
         if model is None:
             model = self._local.model = copy.deepcopy(self._template)
         return model
+
+    def check(self, params: Params) -> None:
+        """Raise an OptiscopeError unless ``params`` are parameters of this model, shaped as in it."""
+        for k, v in params.items():
+            if k not in self.shapes or v.shape != self.shapes[k]:
+                expected = tuple(self.shapes[k]) if k in self.shapes else "no such parameter"
+                raise OptiscopeError(
+                    f"Expected `params[{k!r}]` to fit the model ({expected}), but got {tuple(v.shape)}"
+                )
 
     def __call__(self, params: Params) -> torch.Tensor:
         return self.criterion(functional_call(self.module(), params, (self.inputs,)), self.target)
@@ -104,16 +114,40 @@ def loss_fn_for(
     return ModelLoss(model, inputs, target, criterion=criterion, bn=bn)
 
 
+def check_point(params: Params, what: str = "params") -> None:
+    """Raise an OptiscopeError unless ``params`` is a non-empty dict of finite floating-point tensors of one
+    dtype on one device (a point θ in parameter space)."""
+    if not isinstance(params, dict) or not params:
+        raise OptiscopeError(f"Expected `{what}` as a non-empty dict of tensors, but got {type(params).__name__}")
+    for k, v in params.items():
+        if not isinstance(v, torch.Tensor) or not v.is_floating_point():
+            raise OptiscopeError(
+                f"Expected floating-point tensors in `{what}`, but `{k}` is {getattr(v, 'dtype', v)!r}"
+            )
+    kinds = {(v.dtype, v.device) for v in params.values()}
+    if len(kinds) > 1:
+        raise OptiscopeError(
+            f"Expected the tensors of `{what}` in one dtype on one device, but got {sorted(map(str, kinds))}"
+        )
+    if not all(bool(torch.isfinite(v).all()) for v in params.values()):
+        raise OptiscopeError(f"Expected finite values in `{what}`, but got NaN or inf")
+
+
 def check_params(params: Params, like: Params, what: str = "direction") -> None:
-    """Raise an OptiscopeError unless ``params`` has exactly the names and shapes of ``like``."""
+    """Raise an OptiscopeError unless ``params`` has exactly the names, shapes, dtype and device of ``like``."""
     if not isinstance(params, dict):
         raise OptiscopeError(f"Expected the {what} as a dict of tensors, but got {type(params).__name__}")
     if set(params) != set(like):
         missing, extra = sorted(set(like) - set(params)), sorted(set(params) - set(like))
         raise OptiscopeError(f"The {what} does not match the parameters: missing {missing[:5]}, unexpected {extra[:5]}")
+    check_point(params, what)
     for k, v in like.items():
         if params[k].shape != v.shape:
             raise OptiscopeError(f"The {what}'s `{k}` has shape {tuple(params[k].shape)}, expected {tuple(v.shape)}")
+        if (params[k].dtype, params[k].device) != (v.dtype, v.device):
+            raise OptiscopeError(
+                f"The {what}'s `{k}` is {params[k].dtype} on {params[k].device}, expected {v.dtype} on {v.device}"
+            )
 
 
 def flatten(params: Params) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from torch.func import grad, jvp
 
 from core.errors import OptiscopeError
-from core.landscape.functional import LossFn, Params, check_params, flatten, unflatten
+from core.landscape.functional import LossFn, ModelLoss, Params, check_params, check_point, flatten, unflatten
 
 
 class HessianOperator:
@@ -35,8 +35,9 @@ class HessianOperator:
     """
 
     def __init__(self, loss_fn: LossFn, params: Params):
-        if not params:
-            raise OptiscopeError("Expected at least one parameter tensor in `params`, but got an empty dict")
+        check_point(params)
+        if isinstance(loss_fn, ModelLoss):
+            loss_fn.check(params)
         self.like = {k: v.detach() for k, v in params.items()}
         self.size = sum(v.numel() for v in params.values())
         self.dtype, self.device = flatten(self.like).dtype, flatten(self.like).device

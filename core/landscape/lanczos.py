@@ -158,7 +158,7 @@ def eigenpairs(
     """
     check_choice("which", which, WHICH)
     check_positive("tol", tol)
-    check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     op = HessianOperator(loss_fn, params)
     k = check_int("k", k, 1, min(op.size, MAX_K))
     max_iter = check_max_iter(max_iter, op.size)
@@ -227,7 +227,7 @@ def spectral_density(
     ([1.0, 2.0, 3.0, 4.0, 5.0], 1.0)
     """
     n_runs = check_int("n_runs", n_runs, 1)
-    check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     n_bins = check_int("n_bins", n_bins, 2)
     check_positive("sigma2", sigma2)
     op = HessianOperator(loss_fn, params)

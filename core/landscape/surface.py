@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
-from core.landscape.functional import LossFn, ModelLoss, Params, check_params, num_params
+from core.landscape.functional import LossFn, ModelLoss, Params, check_params, check_point, num_params
 
 MAX_N = 201
 # Loss evaluations × parameters one surface may cost: the digits MLP up to n = 101 (~5 s on one CPU
@@ -184,12 +184,13 @@ def _check(loss_fn: LossFn, params: Params, directions, extent: float, n: int, e
         raise OptiscopeError(f"Expected `n` to be odd (θ is the centre point), but got {n}")
     if engine is not None:
         check_choice("engine", engine, ENGINES)
+    check_point(params)
+    if isinstance(loss_fn, ModelLoss):
+        loss_fn.check(params)
     if not isinstance(directions, (tuple, list)) or len(directions) not in (1, 2):
         raise OptiscopeError(f"Expected `directions` as (d1,) or (d1, d2), but got {type(directions).__name__}")
     for direction, what in zip(directions, ("first direction", "second direction"), strict=False):
         check_params(direction, params, what)
-    if not params:
-        raise OptiscopeError("Expected at least one parameter tensor in `params`, but got an empty dict")
     points = n * n if len(directions) == 2 else n
     size = num_params(params)
     largest = _largest_n(size, len(directions))
