@@ -13,7 +13,7 @@ import contextlib
 import io
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 from streamlit.runtime.pages_manager import PagesManager
 
-from core import zoo
+from core import store, zoo
 from core.device import pick_device
 from core.errors import OptiscopeError
 from pages import _lesson_kit as _lessons
@@ -52,6 +52,7 @@ __all__ = [
     "seed",
     "select",
     "slider",
+    "stored",
     "teacher_mode",
     "text",
     "toggle",
@@ -120,6 +121,30 @@ def zoo_model(name: str) -> torch.nn.Module:
     Shared means read-only: core functions never swap its parameters or hook it (see core/README.md).
     """
     return zoo.load(name, device=device()).eval().requires_grad_(False)
+
+
+def stored(
+    key: str,
+    lab: str,
+    view: Mapping[str, Any],
+    start: Callable[[], Iterator[Any]],
+    progress: Callable[[Any], tuple[float, str]],
+    kind: type,
+    *,
+    model: str | None = None,
+    label: str = "Compute",
+) -> Any | None:
+    """:func:`background` for a heavy deterministic result shared by every replica (``core.store``).
+
+    ``view`` holds the URL's registry keys and values that determine the result; with the lab's code
+    version and ``model``'s sha256 it keys the store. A stored result shows at once; otherwise the job's
+    final state (a ``kind`` dataclass) is stored when it ends, for every session on every replica.
+    """
+    view_key = store.view_key(lab, view, model=model)
+    found = store.default_store().get(view_key, kind)
+    if found is not None:
+        return found
+    return background(key, view_key, lambda: store.cached(view_key, start, kind), progress, label=label)
 
 
 # --- Widgets bound to the URL ------------------------------------------------------------------

@@ -6,8 +6,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import cbo
+from core import cbo, sweep
 from core.cbo import figures
+from core.cbo.phase import PhaseProgress
 from pages import _ui as ui
 
 PHASE_SIGMAS, PHASE_NS, PHASE = (2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0), (20, 40, 80), {"runs": 10, "steps": 3000}
@@ -129,12 +130,15 @@ with ui.errors("the CBO run"):
 st.subheader("The σ threshold: success rate over (σ, N) on Rastrigin")
 phase_d = int(ui.number("Phase diagram: d", 2, 40, 20, "phase_d"))
 with ui.errors("the phase diagram"):
-    cell = {"config": cbo.CBOConfig(alpha=30.0), "d": phase_d, "seed": seed, "device": device} | PHASE
+    fixed = {"objective": cbo.OBJECTIVES["Rastrigin"], "d": phase_d, "seed": seed, "device": device} | PHASE
+    axes = {"config": [cbo.CBOConfig(alpha=30.0, sigma=s) for s in PHASE_SIGMAS], "n_particles": PHASE_NS}
     progress = lambda p: (p.fraction, f"{p.step} of {p.total} cells ({PHASE['runs']} runs each)")  # noqa: E731
-    grid = lambda: cbo.success_rate_grid(PHASE_SIGMAS, PHASE_NS, **cell)  # noqa: E731
-    label = "Compute the phase diagram (about 30 s)"
-    phase = ui.background("cbo-phase", (phase_d, seed, str(device)), grid, progress, label=label)
-    if phase is not None:
+    grid = lambda: sweep.grid(cbo.success_rates, axes, fixed=fixed)  # noqa: E731
+    label, view = "Compute the phase diagram (about 30 s)", {"phase_d": phase_d, "seed": seed, "device": str(device)}
+    done = ui.stored("cbo-phase", "cbo", view, grid, progress, sweep.SweepProgress, label=label)
+    if done is not None:
+        success, diverged = (torch.from_numpy(done.table(i)).float() for i in (0, 1))
+        phase = PhaseProgress(done.step, done.total, PHASE_SIGMAS, PHASE_NS, success, diverged)
         data = {"sigma": phase.sigmas, "N": phase.ns, "success": phase.success.numpy()}
         ui.chart(figures.phase_figure(phase), "cbo-phase", data=data)
 ui.explainer("the phase diagram", cbo.FORMULAS["phase"], PHASE | {"α": 30.0}, PHASE_REF)
