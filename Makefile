@@ -53,5 +53,19 @@ soak: $(VENV)/.dev
 thumbs: $(VENV)/.dev
 	OPTISCOPE_WRITE_THUMBS=1 $(BIN)/python -m pytest tests/test_browser.py -k lab_page
 
+# A class on one machine: N replicas behind HAProxy (sticky, health-checked) and Redis (deploy/cluster.py).
+.PHONY: cluster cluster-stop
+N ?= 3
+$(VENV)/.cluster: requirements-cluster.txt $(VENV)/.installed
+	$(BIN)/pip install -r requirements-cluster.txt
+	touch $@
+
+cluster: $(VENV)/.cluster
+	OMP_NUM_THREADS=1 $(BIN)/python deploy/cluster.py start --replicas $(N)
+
+# Ends exactly the processes `make cluster` started (deploy/.run/*.pid).
+cluster-stop:
+	$(BIN)/python deploy/cluster.py stop
+
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache
