@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import streamlit as st
 
 from core import attention_svm as asvm
 
@@ -122,3 +123,17 @@ def test_live_step_shows_the_first_state(open_page):
     assert metrics["Step"] == "1"
     first = next(asvm.run(asvm.make_problem(n=3, T=5, d=2, seed=0), steps=200))  # the page's defaults
     assert float(metrics["loss"]) == pytest.approx(float(first.loss), rel=1e-3)  # shown to 4 digits
+
+
+def test_the_same_link_draws_the_same_figures_from_scratch(open_page):
+    """SVM solves are bit-reproducible (fresh CLARABEL solvers), so cleared caches redraw identical figures."""
+
+    def specs() -> list[str]:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = open_page(PAGE, seed="3")
+        _ok(at)
+        return [chart.proto.spec for chart in at.get("plotly_chart")]
+
+    first = specs()
+    assert len(first) >= 6 and first == specs()

@@ -19,6 +19,9 @@ from core.errors import OptiscopeError, check_budget, check_choice, check_int
 NORMS = {"fro": "Frobenius ‖W‖_F (W parameterization)", "nuc": "nuclear ‖W‖_* ((K, Q) parameterization)"}
 PARAM_NORM = {"w": "fro", "kq": "nuc"}  # the SVM each parameterization's direction converges to
 _TOL = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}  # default 1e-8 leaves ~1e-4 in W
+# warm_start=False everywhere: cvxpy's default reuses the last CLARABEL solver, whose answers then differ from a
+# fresh solve's in the last bits (~1e-10); fresh solvers make a selection's SVM the same bits every time, at no
+# measurable cost (one solver is built per solve either way for these sizes).
 _DPP_MAX = 20_000  # a parameter A with m·d² entries: its DPP tensor grows too large beyond this
 SVM_BUDGET = 200_000  # constraint entries m·d² (m = n(T − 1)): the nuclear SDP takes ~10 s at this size on a CPU
 
@@ -109,12 +112,12 @@ def _solve(A: np.ndarray, d: int, norm: str) -> tuple[str, np.ndarray | None]:
         try:
             if A.size > _DPP_MAX:  # a big instance: a one-off problem with A as a constant
                 problem, W = _formulate(A, d, norm)
-                problem.solve(solver="CLARABEL", **_TOL)
+                problem.solve(solver="CLARABEL", warm_start=False, **_TOL)
                 return problem.status, W.value
             program = _program(A.shape[0], d, norm)
             with program.lock:
                 program.A.value = A
-                program.problem.solve(solver="CLARABEL", **_TOL)
+                program.problem.solve(solver="CLARABEL", warm_start=False, **_TOL)
                 return program.problem.status, program.W.value
         except (cp.error.SolverError, MemoryError) as e:
             raise OptiscopeError(f"The SVM solver (CLARABEL) failed on this instance: {e}") from e
@@ -213,8 +216,7 @@ class SVMCache:
     """Memoised `solve_both` for many problems and sessions at once: thread-safe and bounded.
 
     Keyed on the problem's data and the selection. Solves run outside the lock, so sessions do not wait for
-    each other; the first answer stored for a key is the one every caller gets (CLARABEL's last bits vary
-    from one solve to the next, and a page must not flicker).
+    each other; the first answer stored for a key is the one every caller gets.
 
     >>> from core.attention_svm.problem import single_input_example
     >>> cache = SVMCache()
