@@ -64,7 +64,7 @@ seed = ui.seed()
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def denoiser(kind: str):
     exact = {"mixture": G.GaussianMixtureDenoiser, "empirical": G.EmpiricalDigitsDenoiser}
-    return exact[kind](device=ui.device()) if kind in exact else G.digits_unet(ui.zoo_model("digits-unet"))
+    return exact[kind](device=ui.device()) if kind in exact else G.digits_unet(model=ui.zoo_model("digits-unet"))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the pipeline…")

@@ -381,6 +381,14 @@ def test_bad_input_raises_clear_optiscope_errors(tmp_path):
         run(D, torch.tensor([8]), guider=ClassifierFreeGuidance(), steps=2)
     with pytest.raises(OptiscopeError, match="non-finite"):
         last_state(run(D, torch.arange(8), guider=ClassifierFreeGuidance(guidance_scale=1e308), steps=4))
+    with pytest.raises(OptiscopeError, match="finite"):
+        apg(torch.full((2, 3), float("nan")), torch.zeros(2, 3), 3.0)
+    with pytest.raises(OptiscopeError, match="`x`"):
+        evaluate(D, torch.zeros(0, 2), torch.arange(2))
+    with pytest.raises(OptiscopeError, match="GuidanceState"):
+        trace(iter([1, 2]))
+    with pytest.raises(OptiscopeError, match="stop"):
+        AdaptiveGuidance(stop=2.0)
 
 
 def test_own_ddim_step_matches_diffusers_ddim_scheduler():
@@ -404,7 +412,7 @@ def test_own_ddim_step_matches_diffusers_ddim_scheduler():
 
 
 @pytest.mark.gpu
-def test_cuda_runs_match_cpu_runs(cuda):
+def test_cuda_runs_match_cpu_runs(cuda, monkeypatch):
     """The lab's core path on cuda vs cpu: same seed, same start (noise is drawn on the CPU).
 
     Tolerances: the float64 exact mixture to 1e-9; the float32 digits UNet (TF32 off) to 1e-3 after 25 DDIM
@@ -412,7 +420,8 @@ def test_cuda_runs_match_cpu_runs(cuda):
     """
     from core import zoo
 
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     target = torch.arange(40) % 8
     cpu_mix, gpu_mix = GaussianMixtureDenoiser(), GaussianMixtureDenoiser(device=cuda)
     config = GuiderConfig("apg", w=15.0, rescale=2.0, momentum=-0.5)
@@ -421,7 +430,7 @@ def test_cuda_runs_match_cpu_runs(cuda):
     torch.testing.assert_close(b.x.cpu(), a.x, atol=1e-9, rtol=0)
 
     target = torch.arange(40) % 10
-    cpu_unet, gpu_unet = digits_unet(), digits_unet(zoo.load("digits-unet", device=cuda))
+    cpu_unet, gpu_unet = digits_unet(), digits_unet(model=zoo.load("digits-unet", device=cuda))
     for name in ("cfg", "apg", "adaptive"):
         config = GuiderConfig(name, w=7.5, rescale=2.0, gamma=0.99, warmup_steps=8)
         a, b = final(cpu_unet, target, config, steps=25), final(gpu_unet, target, config, steps=25)

@@ -55,9 +55,13 @@ class AdaptiveGuidance(BaseGuidance):
         stop: float = 1.0,
         enabled: bool = True,
     ):
+        check_range("start", start, 0.0, 1.0)
+        check_range("stop", stop, 0.0, 1.0)
+        check_range("guidance_scale", guidance_scale, -100.0, 100.0)
+        check_range("guidance_rescale", guidance_rescale, 0.0, 1.0)
+        check_int("warmup_steps", warmup_steps, 1, 1000)  # the cosine needs both branches at least once
+        check_range("gamma", gamma, -1.0, 2.0)  # γ̄ > 1 never truncates
         super().__init__(start, stop, enabled)
-        check_int("warmup_steps", warmup_steps, 1)  # the cosine needs both branches at least once
-        check_range("gamma", gamma, -1.0, math.inf)
         self.guidance_scale = guidance_scale
         self.gamma = gamma
         self.warmup_steps = int(warmup_steps)

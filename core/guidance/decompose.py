@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import OptiscopeError
+from core.errors import OptiscopeError, check_positive, check_range
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -83,6 +83,7 @@ def apg(
     >>> apg(c, u, w=3.0, eta=1.0)[0]  # η=1, no rescale, no momentum: CFG
     tensor([[4., 2.]])
     """
+    _check_apg(pred_cond, pred_uncond, w, eta, rescale, momentum)
     delta = pred_cond - pred_uncond
     if running is not None:
         delta = delta + momentum * running
@@ -92,3 +93,18 @@ def apg(
         delta = delta * scale.view(-1, *([1] * (delta.ndim - 1)))
     parallel, orthogonal = decompose(delta, pred_cond)
     return pred_cond + (w - 1.0) * (orthogonal + eta * parallel), running
+
+
+def _check_apg(pred_cond: torch.Tensor, pred_uncond: torch.Tensor, w, eta, rescale, momentum) -> None:
+    """The bounds of `GuiderConfig`, and finite predictions of one shape."""
+    check_range("w", w, 0.0, 100.0)
+    check_range("eta", eta, -10.0, 10.0)
+    check_positive("rescale", rescale, strict=False)
+    check_range("momentum", momentum, -0.99, 0.99)
+    if pred_cond.shape != pred_uncond.shape or pred_cond.ndim < 2:
+        raise OptiscopeError(
+            f"Expected `pred_cond` and `pred_uncond` of one shape (N, ...), but got {tuple(pred_cond.shape)} "
+            f"and {tuple(pred_uncond.shape)}"
+        )
+    if not (pred_cond.is_floating_point() and torch.isfinite(pred_cond).all() and torch.isfinite(pred_uncond).all()):
+        raise OptiscopeError("Expected finite floating-point `pred_cond` and `pred_uncond`")

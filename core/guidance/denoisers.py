@@ -124,7 +124,7 @@ class EmpiricalDigitsDenoiser(MixtureDenoiser):
 
         from .models import to_model_range
 
-        data = load_digits_split(0.25, seed=seed)
+        data = load_digits_split(0.25, seed=check_int("seed", seed, 0, 2**31 - 1))
         means = to_model_range(data["x_train"]).double().to(device)
         super().__init__(means, data["y_train"], std, 10, max_sample_steps=20_000)
 
@@ -205,7 +205,7 @@ class EpsilonDenoiser:
         return math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps  # DDIM, η = 0
 
 
-def digits_unet(model: torch.nn.Module | None = None) -> EpsilonDenoiser:
+def digits_unet(*, model: torch.nn.Module | None = None) -> EpsilonDenoiser:
     """The shipped class-conditional digits UNet (zoo `digits-unet`) as a denoiser; label 10 is the null class.
 
     ``model`` (e.g. the app's shared ``ui.zoo_model("digits-unet")``) is only called, never changed; the
@@ -231,7 +231,7 @@ def check_target(denoiser, target) -> torch.Tensor:
         raw = torch.as_tensor(target).reshape(-1)
     except (TypeError, ValueError, RuntimeError):
         raise OptiscopeError(f"Expected `target` to be class indices, but got {target!r}") from None
-    if raw.is_floating_point() and not torch.equal(raw, raw.round()):
+    if raw.is_complex() or raw.dtype == torch.bool or (raw.is_floating_point() and not torch.equal(raw, raw.round())):
         raise OptiscopeError(f"Expected `target` to be whole class indices, but got {raw.tolist()[:10]}")
     target = raw.long()
     if len(target) == 0:

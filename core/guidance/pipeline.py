@@ -83,11 +83,16 @@ def load_pipeline(path: str | Path, *, root: str | Path, device: torch.device | 
     """
     from diffusers import DiffusionPipeline
 
-    base = Path(root).resolve()
-    folder = (base / path).resolve()
-    if not folder.is_relative_to(base):
+    try:
+        base = Path(root).resolve()
+        folder = (base / path).resolve()
+        inside = folder.is_relative_to(base)
+        found = inside and (folder / "model_index.json").is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        raise OptiscopeError(f"Expected `path` to be a folder name, but got {str(path)[:100]!r}") from None
+    if not inside:
         raise OptiscopeError(f"Expected `path` inside the pipeline root, but got {str(path)!r}")
-    if not (folder / "model_index.json").is_file():
+    if not found:
         raise OptiscopeError(
             f"Expected a pipeline folder (with model_index.json, written by `save_pretrained`) at {str(path)!r}"
         )

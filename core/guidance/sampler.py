@@ -79,7 +79,7 @@ def run(
     """
     target = check_target(denoiser, target)
     steps = check_int("steps", steps, 1, 1000)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     check_budget(
         "sample-steps (samples × steps)",
         len(target) * steps,

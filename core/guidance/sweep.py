@@ -13,7 +13,7 @@ from core.errors import OptiscopeError, check_budget, check_int
 from core.runs import last_state
 
 from . import metrics
-from .denoisers import MixtureDenoiser
+from .denoisers import MixtureDenoiser, check_target
 from .guiders import GuiderConfig
 from .sampler import run
 
@@ -55,7 +55,13 @@ def evaluate(
     ``mean_radius``, ``accuracy`` (nearest mode), ``coverage`` for the 2-D toy; ``saturation``, ``mean_abs``
     and (with ``classifier``, on the denoiser's device) ``accuracy`` for images. ``x`` may be a `Trace` frame.
     """
+    target = check_target(denoiser, target)
     x = torch.as_tensor(x).to(denoiser.device)
+    if tuple(x.shape) != (len(target), *denoiser.sample_shape) or not torch.isfinite(x).all():
+        raise OptiscopeError(
+            f"Expected `x` to be finite samples of shape {(len(target), *denoiser.sample_shape)}, "
+            f"but got {tuple(x.shape)}"
+        )
     toy = _is_toy(denoiser)
     out = {} if toy else {"saturation": metrics.saturation(x), "mean_abs": metrics.mean_abs(x)}
     if real is None:
@@ -63,7 +69,6 @@ def evaluate(
         real = None if reference is None else reference[0]
     if real is not None and len(x) > 3 and len(real) > 3:
         out["precision"], out["recall"] = metrics.precision_recall(real.to(x.device), x, k=3)
-    target = target.to(x.device)
     if toy:
         out["mean_radius"] = metrics.mean_radius(x)
         out["accuracy"] = metrics.mode_accuracy(x, target, denoiser.means)
@@ -75,7 +80,7 @@ def evaluate(
 
 def balanced_labels(num_classes: int, n: int) -> torch.Tensor:
     """``n`` labels cycling through the classes (every class equally often)."""
-    return torch.arange(check_int("n", n, 1)) % check_int("num_classes", num_classes, 1)
+    return torch.arange(check_int("n", n, 1, 1_000_000)) % check_int("num_classes", num_classes, 1, 100_000)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def sweep(
         raise OptiscopeError(f"Expected `guiders` to map labels to GuiderConfig, but got {guiders!r}")
     check_budget("runs (w values × guiders)", len(ws) * len(guiders), MAX_SWEEP_RUNS)
     configs = [(label, dataclasses.replace(c, w=w)) for w in ws for label, c in guiders.items()]
-    target = balanced_labels(denoiser.num_classes, check_int("n_samples", n_samples, 4))
+    target = balanced_labels(denoiser.num_classes, check_int("n_samples", n_samples, 4, 10_000))
     run(denoiser, target, guider=configs[0][1], steps=steps, seed=seed)  # validates what every run shares
     return _sweep_loop(denoiser, configs, target, steps, seed, classifier)
 

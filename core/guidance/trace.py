@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import OptiscopeError, check_budget
+from core.errors import OptiscopeError, check_budget, check_int, check_positive
 
 from .sampler import GuidanceState
 
@@ -53,6 +53,22 @@ def _numpy(value: torch.Tensor | None, like: torch.Tensor) -> np.ndarray:
     return value.detach().float().cpu().numpy()
 
 
+def _check_state(s: GuidanceState, first: GuidanceState) -> None:
+    """A state like the run's first: whole counts, finite values, one shape per field (a run's own states pass)."""
+    if not isinstance(s, GuidanceState):
+        raise OptiscopeError(f"Expected `states` of GuidanceState, but got {type(s).__name__}")
+    check_int("steps", s.steps, 1, 1000)
+    check_int("model_evals", s.model_evals, 0)
+    check_positive("level", s.level, strict=False)
+    for field in TENSOR_FIELDS:
+        value = getattr(s, field)
+        if value is not None and (value.shape != first.x.shape or not torch.isfinite(value).all()):
+            raise OptiscopeError(f"Expected `{field}` finite, of shape {tuple(first.x.shape)}, at step {s.step}")
+    for field in ("norm_parallel", "norm_orthogonal", "cos"):
+        if getattr(s, field).shape != (len(first.x),):
+            raise OptiscopeError(f"Expected `{field}` of shape {(len(first.x),)} at step {s.step}")
+
+
 def trace(states: Iterable[GuidanceState]) -> Trace:
     """Consume a run (an iterator of :class:`GuidanceState`) into a :class:`Trace` (arrays on the CPU).
 
@@ -66,8 +82,11 @@ def trace(states: Iterable[GuidanceState]) -> Trace:
     """
     rows: dict[str, list[np.ndarray]] = {f: [] for f in (*TENSOR_FIELDS, "norm_parallel", "norm_orthogonal", "cos")}
     level, evals = [], []
+    first = None
     for s in states:
-        if not level:
+        _check_state(s, first or s)
+        if first is None:
+            first = s
             check_budget("held values (steps × samples × sample size)", s.steps * s.x.numel(), MAX_TRACE_VALUES)
         for field in rows:
             rows[field].append(_numpy(getattr(s, field), s.x0_cond))
