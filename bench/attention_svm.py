@@ -10,6 +10,7 @@ median / min correlation with the matching SVM at k = 100, 500, 2000, with the c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,7 +76,8 @@ def main() -> None:
     lines = [
         "# Transformers as SVMs: timings",
         "",
-        f"CPU, float64, {steps} steps / {repeats} solves per cell (`--quick`={args.quick}). No anchor (issue 7).",
+        f"CPU, float64, {steps} steps / {repeats} solves per cell (`--quick`={args.quick}). No anchor (issue 7). "
+        f"Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (timings scale with it).",
         "",
         "| size (n, T, d) | step W | step KQ | SVM fro (SOCP) | SVM nuc (SDP) |",
         "|---|---|---|---|---|",
