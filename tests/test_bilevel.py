@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import math
 
 import numpy as np
 import pytest
@@ -281,3 +283,31 @@ def test_cuda_matches_cpu(cuda):
     assert s_gpu.images.device.type == "cuda"
     assert s_gpu.test_accuracy == pytest.approx(s_cpu.test_accuracy, abs=0.02)
     torch.testing.assert_close(s_gpu.images.cpu(), s_cpu.images, rtol=1e-2, atol=1e-3)
+
+
+# --- the run contract (core/README.md) for the lab's three processes ---------------------------------
+
+
+def _processes():
+    start = 10 * torch.ones(300, dtype=D)
+    return {
+        "distill": (distill, (load_digits_split(),), {"steps": 2}),
+        "lv_hba": (lv_hba, (coupled_toy(), start[:100], start[100:]), {"steps": 2}),
+        "bo_rep": (bo_rep, (quartic_toy(), FAR[:1]), {"steps": 2}),
+    }
+
+
+@pytest.mark.parametrize("name", ["distill", "lv_hba", "bo_rep"])
+def test_processes_validate_when_called_and_refuse_nan_options(name):
+    function, args, kwargs = _processes()[name]
+    assert not inspect.isgeneratorfunction(function)
+    states = function(*args, **kwargs)
+    assert inspect.getgeneratorstate(states) == inspect.GEN_CREATED
+    first = next(states)
+    assert first.step == 0 and dataclasses.fields(first)[0].name == "step"
+    options = [p for p in inspect.signature(function).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    numeric = [p.name for p in options if isinstance(p.default, (int, float)) and not isinstance(p.default, bool)]
+    assert {"steps", "every"} <= set(numeric)
+    for option in numeric:
+        with pytest.raises(OptiscopeError, match=f"`{option}`"):
+            function(*args, **{**kwargs, option: math.nan})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from core.bilevel.checks import check_seed, check_tensor
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
 
@@ -154,13 +155,28 @@ def bo_rep(
     """
     if not isinstance(config, BOREPConfig):
         raise OptiscopeError(f"Expected `config` to be a BOREPConfig, but got {type(config).__name__}")
-    steps, every = check_int("steps", steps), check_int("every", every)
-    x = torch.as_tensor(x0, device=device or getattr(x0, "device", None))
+    steps, every, seed = check_int("steps", steps), check_int("every", every), check_seed(seed)
+    _check_problem(problem)
+    x = check_tensor("x0", x0, dims=(1, 2)).to(device or x0.device)
     x = x.unsqueeze(0) if x.dim() == 1 else x
-    if x.dim() != 2 or not x.is_floating_point() or not bool(torch.isfinite(x).all()):
-        raise OptiscopeError(f"Expected `x0` to be a finite float tensor (dx,) or (M, dx), but got {tuple(x.shape)}")
     check_budget("run-iterations M·steps", len(x) * steps, MAX_WORK)
     return _loop(problem, x, config, steps, every, generator(seed, x.device))
+
+
+def _check_problem(problem: UnboundedBilevel) -> None:
+    if not isinstance(problem, UnboundedBilevel):
+        raise OptiscopeError(f"Expected `problem` to be an UnboundedBilevel, but got {type(problem).__name__}")
+    check_int("problem.dim_y", problem.dim_y, high=10**6)
+
+
+def _check_shapes(problem: UnboundedBilevel, x: torch.Tensor, y: torch.Tensor) -> None:
+    """The problem's functions must take (M, dx) and (M, dim_y) and return (M,): checked once, on the start."""
+    try:
+        shapes = {tuple(problem.lower(x, y).shape), tuple(problem.upper(x, y).shape)}
+    except RuntimeError as err:  # a mismatch of x0 or dim_y with the problem's own sizes
+        raise OptiscopeError(f"The problem does not take x {tuple(x.shape)} and y {tuple(y.shape)}: {err}") from None
+    if shapes != {(len(x),)}:
+        raise OptiscopeError(f"Expected f and g to return one value per run ({len(x)},), but got {shapes}")
 
 
 class _Oracles:
@@ -210,6 +226,7 @@ class _Oracles:
 def _loop(problem, x, cfg, steps, every, gen) -> Iterator[BOREPState]:
     oracles = _Oracles(problem, cfg.noise, gen)
     y = x.new_zeros(len(x), problem.dim_y)
+    _check_shapes(problem, x, y)
     z, m = torch.zeros_like(y), torch.zeros_like(x)
     diverged = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     estimate = x.new_full((len(x),), float("nan"))
@@ -284,6 +301,10 @@ def step_size_wall(
     for lr in lrs:
         check_positive("lr", lr)
     check_positive("tol", tol)
+    check_int("steps", steps)
+    check_seed(seed)
+    _check_problem(problem)
+    check_tensor("starts", starts, dims=(2,))
     check_budget("run-iterations M·steps·len(lrs)", len(starts) * steps * len(lrs), MAX_WORK)
     return _wall(problem, starts, tuple(lrs), steps, tol, seed)
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
+from core.bilevel.checks import check_seed, check_tensor
 from core.bilevel.implicit import RootSpec, check_root, root_vjp
 from core.device import generator
-from core.errors import OptiscopeError, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_int, check_positive
 
 MAX_STEPS = 2000
 NEWTON_STEPS = 30
+MAX_HESSIAN = 2e7  # entries of the inner Newton Hessian (160 MB in float64)
 CG_FLOAT32 = RootSpec(solve="cg", tol=1e-6)  # float32 CG stalls near 1e-7
 
 
@@ -114,16 +116,22 @@ def distill(
         raise OptiscopeError(
             f"Expected `data` to hold x_train, y_train, x_test, y_test, but it lacks {sorted(missing)}"
         )
-    steps, every = check_int("steps", steps, high=MAX_STEPS), check_int("every", every)
+    steps, every, seed = check_int("steps", steps, high=MAX_STEPS), check_int("every", every), check_seed(seed)
     check_positive("lr", lr)
     check_positive("l2reg", l2reg)
     device = device or data["x_train"].device
-    x, y, x_test, y_test = (data[k].to(device) for k in ("x_train", "y_train", "x_test", "y_test"))
-    classes = int(y.max()) + 1
-    if classes < 2 or x.dim() != 3:
+    x, x_test = (check_tensor(k, data[k], dims=(3,)).to(device) for k in ("x_train", "x_test"))
+    y, y_test = (check_tensor(k, data[k], dims=(1,), floating=False).to(device) for k in ("y_train", "y_test"))
+    if y.dtype != torch.long or y_test.dtype != torch.long or len(y) != len(x) or len(y_test) != len(x_test):
+        raise OptiscopeError("Expected integer class labels `y_train` (n,) and `y_test` (m,) matching the images")
+    if x.shape[1:] != x_test.shape[1:] or len(x) == 0 or len(x_test) == 0:
         raise OptiscopeError(
-            f"Expected images (n, H, W) of at least 2 classes, but got {tuple(x.shape)}, {classes} classes"
+            f"Expected train and test images of one size, but got {tuple(x.shape)}, {tuple(x_test.shape)}"
         )
+    classes = int(y.max()) + 1
+    if classes < 2 or int(y.min()) < 0 or int(y_test.min()) < 0 or int(y_test.max()) >= classes:
+        raise OptiscopeError(f"Expected classes 0..C−1 (C >= 2) in the labels, but got {int(y.min())}..{int(y.max())}")
+    check_budget("Newton Hessian entries ((H·W + 1)·C)²", (x[0].numel() + 1) ** 2 * classes**2, MAX_HESSIAN)
     # drawn on the CPU so that a seed gives the same start on every device
     noise = torch.randn((classes, *x.shape[1:]), generator=generator(seed), dtype=x.dtype).to(device)
     return _loop(x, y, x_test, y_test, 0.1 * noise, steps, every, lr, l2reg, spec)

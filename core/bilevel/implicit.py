@@ -18,10 +18,12 @@ from typing import ClassVar
 import torch
 from torch.func import jvp, vjp
 
+from core.bilevel.checks import check_tensor
 from core.bilevel.linear_solve import SOLVERS, LinearSolve, solve
 from core.errors import OptiscopeError, check_choice, check_int, check_positive
 
 Optimality = Callable[..., torch.Tensor]
+MAX_UNROLLED = 100_000  # iterations recorded by autograd (each keeps its iterate)
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,10 @@ def unrolled(
     >>> w.backward(); round(float(theta.grad), 6)
     2.0
     """
-    check_int("steps", steps, low=0)
-    w = init
+    check_int("steps", steps, low=0, high=MAX_UNROLLED)
+    w = check_tensor("init", init)
     for _ in range(steps):
         w = step(w, theta, *args)
+    if not bool(torch.isfinite(w).all()):
+        raise OptiscopeError(f"The unrolled iterations diverged (non-finite after {steps} steps): lower the step size.")
     return w

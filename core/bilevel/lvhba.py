@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.bilevel.checks import check_tensor
 from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
 
 Scalar = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -36,6 +37,11 @@ class ConstrainedBilevel:
     lower_grads: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
     constraint_vjp: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None  # (x, y, λ) -> ∇(λᵀg)
 
+    def __post_init__(self) -> None:
+        for name in ("x_star", "y_star", "multiplier_star"):
+            if getattr(self, name) is not None:
+                check_tensor(name, getattr(self, name), dims=(1,))
+
 
 def coupled_toy(
     *, n: int = 100, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
@@ -50,7 +56,7 @@ def coupled_toy(
     >>> float(toy.constraint(toy.x_star, toy.y_star).abs().max()) < 1e-12
     True
     """
-    check_int("n", n)
+    n = check_int("n", n, high=10**6)
 
     def upper(x, y):
         return 0.5 * ((x - y[n:]) ** 2).sum() + 0.5 * ((y[:n] - 1) ** 2).sum()
@@ -164,12 +170,16 @@ def lv_hba(
     if not isinstance(config, LVHBAConfig):
         raise OptiscopeError(f"Expected `config` to be an LVHBAConfig, but got {type(config).__name__}")
     steps, every = check_int("steps", steps), check_int("every", every)
+    if not isinstance(problem, ConstrainedBilevel):
+        raise OptiscopeError(f"Expected `problem` to be a ConstrainedBilevel, but got {type(problem).__name__}")
+    x0, y0 = check_tensor("x0", x0, dims=(1,)), check_tensor("y0", y0, dims=(1,))
     device = device or x0.device
-    x0, y0 = torch.as_tensor(x0, device=device), torch.as_tensor(y0, device=device, dtype=x0.dtype)
-    if x0.dim() != 1 or y0.dim() != 1:
-        raise OptiscopeError(
-            f"Expected `x0` and `y0` to be vectors, but got shapes {tuple(x0.shape)}, {tuple(y0.shape)}"
-        )
+    x0, y0 = x0.to(device), y0.to(device=device, dtype=x0.dtype)
+    for name, star, start in (("x_star", problem.x_star, x0), ("y_star", problem.y_star, y0)):
+        if star is not None and star.shape != start.shape:
+            raise OptiscopeError(
+                f"Expected the start to match `problem.{name}` {tuple(star.shape)}, but got {tuple(start.shape)}"
+            )
     check_budget("iteration-coordinates steps·(n + p)", steps * (x0.numel() + y0.numel()), MAX_WORK)
     m = problem.constraint(x0, y0).numel()
     return _loop(problem, x0, y0, m, config, steps, every)

@@ -15,8 +15,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from core.bilevel.checks import check_tensor
 from core.bilevel.implicit import RootSpec, custom_root, unrolled
-from core.errors import OptiscopeError, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
 
 TASKS = {
     "ridge": "Ridge regression, diabetes (10 features)",
@@ -28,7 +29,10 @@ METHODS = {
     "finite_difference": "finite difference of the k-step solver",
 }
 CG = RootSpec(solve="cg")  # the inner Hessian is symmetric positive definite
-MAX_STEPS = 20_000  # inner GD iterations per hypergradient (unrolling stores every one)
+THETA_RANGE = (-30.0, 30.0)  # θ = log λ: λ from 1e-13 to 1e13
+MAX_THETAS = 1000  # points of a validation curve
+MAX_STEPS = 20_000
+MAX_TOTAL_STEPS = 6000  # per error table: each count runs the solver five times (implicit, unrolled, FD ×2, distance)  # inner GD iterations per hypergradient (unrolling stores every one)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,20 @@ class Task:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, tuple(TASKS))
+        x, xv = check_tensor("x_train", self.x_train, dims=(2,)), check_tensor("x_val", self.x_val, dims=(2,))
+        y, yv = check_tensor("y_train", self.y_train, dims=(1,)), check_tensor("y_val", self.y_val, dims=(1,))
+        if {t.dtype for t in (x, xv, y, yv)} not in ({torch.float32}, {torch.float64}):
+            raise OptiscopeError(
+                f"Expected the task's tensors all float32 or all float64, but got {x.dtype}, {y.dtype}"
+            )
+        if len(x) != len(y) or len(xv) != len(yv) or x.shape[1] != xv.shape[1] or len(x) == 0 or len(xv) == 0:
+            raise OptiscopeError(
+                f"Expected x_train (n, d), y_train (n,), x_val (m, d), y_val (m,) with n, m >= 1, but got "
+                f"{tuple(x.shape)}, {tuple(y.shape)}, {tuple(xv.shape)}, {tuple(yv.shape)}"
+            )
 
 
 @lru_cache(maxsize=4)
@@ -162,6 +180,7 @@ def hypergradient(
     """
     check_choice("method", method, tuple(METHODS))
     check_int("steps", steps, low=0, high=MAX_STEPS)
+    _check_task_theta(task, theta)
     check_positive("h", h)
     x, y, kind = task.x_train, task.y_train, task.kind
     step = _gd_step(task, step_size(task, theta))  # the step size is a constant of the solver, not differentiated
@@ -178,7 +197,10 @@ def hypergradient(
                 lambda init_, t_, *_: unrolled(step, init_, t_, steps=steps)
             )
             w = solver(w0, t, x, y, kind)
-        (grad,) = torch.autograd.grad(validation_loss(task, w), t)
+        loss = validation_loss(task, w)
+        if not loss.requires_grad:  # zero unrolled steps: w_0 does not depend on θ
+            return 0.0
+        (grad,) = torch.autograd.grad(loss, t)
     return float(grad)
 
 
@@ -202,9 +224,12 @@ def hypergradient_errors(
     >>> bool((out.errors["implicit"] < out.errors["unrolled"]).all())
     True
     """
-    if not steps:
-        raise OptiscopeError("Expected `steps` to list at least one inner iteration count, but got ()")
-    check_int("total inner steps", sum(steps), low=0, high=4 * MAX_STEPS)
+    if not isinstance(steps, (tuple, list)) or not steps:
+        raise OptiscopeError(f"Expected `steps` to list at least one inner iteration count, but got {steps!r}")
+    for k in steps:
+        check_int("steps", k, low=0, high=MAX_STEPS)
+    check_budget("inner GD steps in total", sum(steps), MAX_TOTAL_STEPS, hint="Drop the largest counts.")
+    _check_task_theta(task, theta)
     exact, w_star = exact_hypergradient(task, theta), exact_solution(task, theta)
     values = {m: np.array([hypergradient(task, theta, method=m, steps=k, spec=spec) for k in steps]) for m in METHODS}
     distance = np.array([float((inner_solve(task, theta, k) - w_star).norm()) for k in steps])
@@ -212,6 +237,16 @@ def hypergradient_errors(
     return HypergradientErrors(np.array(steps), distance, exact, values, errors)
 
 
+def _check_task_theta(task: Task, theta: float) -> None:
+    if not isinstance(task, Task):
+        raise OptiscopeError(f"Expected `task` from load_task(...), but got {type(task).__name__}")
+    check_range("theta", theta, *THETA_RANGE)
+
+
 def validation_curve(task: Task, thetas: np.ndarray) -> np.ndarray:
     """``L_val(w*(θ))`` at each ``θ = log λ`` of ``thetas`` (exact inner solutions)."""
+    thetas = np.asarray(thetas, dtype=float).reshape(-1)
+    check_int("number of thetas", len(thetas), high=MAX_THETAS)
+    for t in thetas:
+        _check_task_theta(task, t)
     return np.array([float(validation_loss(task, exact_solution(task, float(t)))) for t in thetas])
