@@ -26,6 +26,8 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.errors import OptiscopeError
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # Lab modules that declare `ZOO: list[ZooEntry]`, cheapest import first.
@@ -71,7 +73,7 @@ def entry(name: str) -> ZooEntry:
     for spec in _entries():
         if spec.name == name:
             return spec
-    raise ValueError(f"Unknown zoo model `{name}`; expected one of {sorted(registry())}.")
+    raise OptiscopeError(f"Unknown zoo model `{name}`; expected one of {sorted(registry())}.")
 
 
 def sha256(path: Path) -> str:
@@ -104,7 +106,7 @@ def info(name: str, assets: Path = ASSETS) -> dict:
     """The sidecar of a shipped model (recipe, seed, metrics, sha256)."""
     path = assets / f"{name}.json"
     if not path.exists():
-        raise ValueError(f"No asset for `{name}` in {assets}; train it with `python -m core.zoo train {name}`.")
+        raise OptiscopeError(f"No asset for `{name}` in {assets}; train it with `python -m core.zoo train {name}`.")
     return json.loads(path.read_text())
 
 
@@ -114,7 +116,7 @@ def load(name: str, device: torch.device | str = "cpu", assets: Path = ASSETS) -
     path = assets / f"{name}.safetensors"
     expected = info(name, assets)["sha256"]
     if sha256(path) != expected:
-        raise ValueError(f"`{path.name}` does not match the sha256 in its sidecar; retrain or restore it.")
+        raise OptiscopeError(f"`{path.name}` does not match the sha256 in its sidecar; retrain or restore it.")
     model = spec.build()
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.to(device).eval()
@@ -123,11 +125,11 @@ def load(name: str, device: torch.device | str = "cpu", assets: Path = ASSETS) -
 def load_state_dict_bytes(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> nn.Module:
     """A zoo architecture with weights from an untrusted ``.safetensors`` upload (no pickle involved)."""
     if len(data) > max_bytes:
-        raise ValueError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
+        raise OptiscopeError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
     try:
         state = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
-        raise ValueError(f"This is not a readable .safetensors file ({err}).") from None
+        raise OptiscopeError(f"This is not a readable .safetensors file ({err}).") from None
     model = entry(name).build()
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -146,9 +148,9 @@ def load_state_dict_bytes(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BY
                 "wrong shapes or dtypes "
                 + ", ".join(f"{k} {described(state[k])} ≠ {described(expected[k])}" for k in wrong[:5])
             )
-        raise ValueError(f"The state dict does not fit `{name}`: " + "; ".join(parts) + ".")
+        raise OptiscopeError(f"The state dict does not fit `{name}`: " + "; ".join(parts) + ".")
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise ValueError("The state dict contains NaN or infinite weights.")
+        raise OptiscopeError("The state dict contains NaN or infinite weights.")
     model.load_state_dict(state, strict=True)
     return model.eval()
 
