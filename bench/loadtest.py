@@ -141,12 +141,13 @@ async def visit(browser, url: str) -> dict:
     return record
 
 
-async def sessions(paths: list[str], *, concurrent: bool) -> list[dict]:
+async def sessions(paths: list[str], *, concurrent: bool, url: str | None = None) -> list[dict]:
+    """Visits of ``paths`` on a fresh server, or on the running one at ``url`` (e.g. `make cluster`)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        with server() as base:
+        with server() if url is None else contextlib.nullcontext(url) as base:
             if concurrent:
                 visits = await asyncio.gather(*(visit(browser, base + path) for path in paths))
             else:
@@ -228,11 +229,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="3 sessions, printed only (results not written)")
+    parser.add_argument("--url", help="the concurrent pass against this running server (e.g. `make cluster`)")
     args = parser.parse_args()
     count = 3 if args.quick else args.sessions
     paths = [f"/{LABS[i % len(LABS)].slug}?seed={i + 1}" for i in range(count)]
     before, start = fingerprint(), time.perf_counter()
-    loaded = asyncio.run(sessions(paths, concurrent=True))
+    loaded = asyncio.run(sessions(paths, concurrent=True, url=args.url))
     wall = time.perf_counter() - start
     alone = asyncio.run(sessions(paths, concurrent=False))
     problems = compare(loaded, alone)

@@ -85,7 +85,7 @@ def _start_time(pid: int) -> str | None:
 def spawn(name: str, command: list[str], env: dict[str, str] | None = None) -> int:
     """Start ``command`` in its own session, log to .run/NAME.log, record .run/NAME.pid."""
     RUN.mkdir(exist_ok=True)
-    with open(RUN / f"{name}.log", "ab") as log:
+    with open(RUN / f"{name}.log", "wb") as log:  # a fresh log per start: its warnings are this run's
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
