@@ -111,14 +111,14 @@ def main() -> None:
     lines += [
         "## Throughput (Rastrigin d = 20, N = 1000, M = 10 runs)",
         "",
-        "| steps | Optiscope dtype | Optiscope particle-steps/s | CBXpy (float64) particle-steps/s | ratio |",
+        "| Optiscope dtype | steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |",
         "|---|---|---|---|---|",
     ]
     for dtype in (torch.float32, torch.float64):
         tp = throughput(10, 1000, 20, steps, args.device, dtype)
         name = str(dtype).removeprefix("torch.")
         lines.append(
-            f"| {steps} | {name} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | **{tp['ours'] / tp['cbx']:.2f}×** |"
+            f"| {name} | {steps} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | **{tp['ours'] / tp['cbx']:.2f}×** |"
         )
         print(lines[-1], flush=True)
     lines.append("")

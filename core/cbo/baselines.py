@@ -163,6 +163,7 @@ def _langevin(objective, x, single, g, lr, dt, sigma, steps, every) -> Iterator[
     fx, grad = _value_and_grad(objective, x)
     div = ~finite_runs(fx, x.mean(dim=-2))
     yield make_state(0, dt, x, fx, x.mean(dim=-2), 0.0, div, single)
+    any_div = bool(div.any())
     for k in range(1, steps + 1):
         x_new = x - lr * dt * grad
         if sigma > 0:
@@ -170,15 +171,16 @@ def _langevin(objective, x, single, g, lr, dt, sigma, steps, every) -> Iterator[
             x_new = x_new + sigma / math.log(k + 1) * math.sqrt(dt) * xi
         fx_new, grad_new = _value_and_grad(objective, x_new)
         bad = ~(finite_runs(fx_new, x_new.mean(dim=-2)) & torch.isfinite(grad_new).flatten(1).all(-1)) | div
-        newly = bool((bad & ~div).any())
-        keep = bad.view(-1, 1, 1)
-        x = torch.where(keep, x, x_new)
-        fx = torch.where(bad.view(-1, 1), fx, fx_new)
-        grad = torch.where(keep, grad, grad_new)
-        div = bad
+        newly = bool((bad & ~div).any())  # the one host sync per step
+        if any_div or newly:  # freeze blown-up chains at their last finite state
+            keep = bad.view(-1, 1, 1)
+            x_new, grad_new = torch.where(keep, x, x_new), torch.where(keep, grad, grad_new)
+            fx_new = torch.where(bad.view(-1, 1), fx, fx_new)
+            div, any_div = bad, True
+        x, fx, grad = x_new, fx_new, grad_new
         if k % every == 0 or k == steps or newly:
             yield make_state(k, dt, x, fx, x.mean(dim=-2), 0.0, div, single)
-        if bool(div.all()):
+        if any_div and bool(div.all()):
             return
 
 

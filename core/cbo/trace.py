@@ -11,7 +11,7 @@ import torch
 from core.cbo.config import check_alpha
 from core.cbo.consensus import variance_to
 from core.cbo.objectives import BOX_LIMIT
-from core.cbo.state import CBOState, check_finite
+from core.cbo.state import CBOState, check_finite, evaluate
 from core.errors import OptiscopeError, check_int, check_positive
 
 MAX_EXPONENT = 600.0  # e^600 is finite in float64: a diverging theory line is clipped, not inf
@@ -49,7 +49,7 @@ class Trace:
 
 
 def _check_state(s: CBOState, d: int) -> None:
-    """A single run's state in d dimensions, with finite values (trace reads states it did not make)."""
+    """A single run's state in d dimensions (trace reads states it did not make; values are checked at the end)."""
     if not isinstance(s, CBOState):
         raise OptiscopeError(f"Expected CBOState states, but got {type(s).__name__}")
     if not isinstance(s.x, torch.Tensor) or s.x.dim() != 2 or s.x.shape[-1] != d:
@@ -57,8 +57,6 @@ def _check_state(s: CBOState, d: int) -> None:
     check_int("step", s.step, 0)
     check_positive("time", s.time, strict=False)
     check_alpha("alpha", s.alpha)
-    for name in ("x", "energy", "consensus"):
-        check_finite(f"state.{name}", getattr(s, name))
 
 
 def trace(
@@ -93,37 +91,43 @@ def trace(
         raise OptiscopeError(f"Expected two plotted `dims` (a 2-D view needs d >= 2), but got {dims!r} for d={d}")
     dims = (check_int("dims", dims[0], 0, d - 1), check_int("dims", dims[1], 0, d - 1))
     every = max(1, total_steps // frames)
-    rows: dict[str, list] = {k: [] for k in ("step", "time", "V", "error", "f", "path", "fs", "fx", "fe", "fa")}
+    curves: dict[str, list] = {
+        k: [] for k in ("step", "time", "V", "error", "f", "path")
+    }  # tensors: one sync at the end
+    frame: dict[str, list] = {k: [] for k in ("step", "x", "energy", "alpha")}
     plotted, last = list(dims), None
     for s in states:
         _check_state(s, d)
         last = s
-        rows["step"].append(s.step)
-        rows["time"].append(s.time)
-        rows["V"].append(float(variance_to(s.x, minimiser)))
-        rows["error"].append(float((s.consensus - minimiser.to(s.consensus)).abs().max()))
-        rows["f"].append(float(objective(s.consensus)))
-        rows["path"].append(s.consensus[plotted].cpu().numpy())
-        if (s.step % every == 0 or s.step == total_steps or s.diverged) and (
-            not rows["fs"] or rows["fs"][-1] != s.step
-        ):
-            rows["fs"].append(s.step)
-            rows["fx"].append(s.x[:max_particles][:, plotted].cpu().numpy())
-            rows["fe"].append(s.energy[:max_particles].cpu().numpy())
-            rows["fa"].append(s.alpha)
+        curves["step"].append(s.step)
+        curves["time"].append(s.time)
+        wide = torch.float32 if s.x.device.type == "mps" else torch.float64  # mps has no float64
+        x, v = s.x.to(wide), s.consensus.to(wide)  # a frozen diverged run sits near 1e20: its V overflows float32
+        curves["V"].append(variance_to(x, minimiser))
+        curves["error"].append((v - minimiser.to(v)).abs().amax())
+        curves["f"].append(evaluate(objective, v[None])[0])
+        curves["path"].append(s.consensus[plotted])
+        if (s.step % every == 0 or s.step == total_steps or s.diverged) and frame["step"][-1:] != [s.step]:
+            frame["step"].append(s.step)
+            frame["x"].append(s.x[:max_particles][:, plotted].cpu().numpy())
+            frame["energy"].append(s.energy[:max_particles].cpu().numpy())
+            frame["alpha"].append(s.alpha)
     if last is None:
         raise OptiscopeError("Expected at least one state to trace, but the run yielded none")
-    return Trace(
-        step=np.array(rows["step"]),
-        time=np.array(rows["time"]),
-        V=np.array(rows["V"]),
-        error=np.array(rows["error"]),
-        f_consensus=np.array(rows["f"]),
-        path=np.stack(rows["path"]),
-        frame_step=np.array(rows["fs"]),
-        frame_x=np.stack(rows["fx"]),
-        frame_energy=np.stack(rows["fe"]),
-        frame_alpha=np.array(rows["fa"]),
+    result = Trace(
+        step=np.array(curves["step"]),
+        time=np.array(curves["time"]),
+        V=torch.stack(curves["V"]).cpu().numpy(),
+        error=torch.stack(curves["error"]).cpu().numpy(),
+        f_consensus=torch.stack(curves["f"]).cpu().numpy(),
+        path=torch.stack(curves["path"]).cpu().numpy(),
+        frame_step=np.array(frame["step"]),
+        frame_x=np.stack(frame["x"]),
+        frame_energy=np.stack(frame["energy"]),
+        frame_alpha=np.array(frame["alpha"]),
         diverged=last.diverged,
         dims=dims,
     )
+    if not all(np.isfinite(a).all() for a in (result.V, result.f_consensus, result.path, result.frame_x)):
+        raise OptiscopeError("Expected finite states to trace, but they hold NaN or inf")
+    return result
