@@ -10,6 +10,7 @@ second and success rates (||v - x*||_inf < 0.25), plus throughput as N grows.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -101,7 +102,8 @@ def main() -> None:
         f"# CBO benchmark: Optiscope (torch) vs CBXpy {cbx_version}",
         "",
         f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; numpy {np.__version__}; "
-        f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}.",
+        f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start (a busy machine lowers every rate).",
         f"Dynamics: anisotropic CBO, alpha = {SETUP['alpha']} fixed, sigma = {SETUP['sigma']}, lambda = 1, dt = 0.01, "
         "Rastrigin, x0 ~ U[-3, 3]^d. CBXpy computes in float64; Optiscope in float32 unless the row says float64.",
         "",
