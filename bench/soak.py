@@ -37,20 +37,22 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def failures(at) -> int:
+def failures(at) -> list[str]:
     """Exception boxes and error messages on the page (a rerun that fails is cheap and would flatter RSS)."""
-    return len(at.exception) + len(at.error)
+    return [str(e.value)[:160] for e in [*at.exception, *at.error]]
 
 
 def soak(path: str, reruns: int) -> dict:
     at = _open_page(path)
     start, began = rss_mb(), time.perf_counter()
-    errors = failures(at)
+    seen = failures(at)
+    errors, first = len(seen), seen[:1]
     for _ in range(reruns):
         at.run()
-        errors += failures(at)
+        seen = failures(at)
+        errors, first = errors + len(seen), first or seen[:1]
     seconds = time.perf_counter() - began
-    return {"page": path, "start": start, "end": rss_mb(), "seconds": seconds, "errors": errors}
+    return {"page": path, "start": start, "end": rss_mb(), "seconds": seconds, "errors": errors, "first": first}
 
 
 def report(rows: list[dict], reruns: int, first: float, last: float) -> list[str]:
@@ -74,6 +76,7 @@ def report(rows: list[dict], reruns: int, first: float, last: float) -> list[str
             f"| `{r['page']}` | {r['start']:.0f} | {r['end']:.0f} | {r['end'] / r['start'] - 1:+.1%} | "
             f"{r['seconds'] / reruns:.2f} | {r['errors']} |"
         )
+    lines += ["", *[f"- `{r['page']}`: {r['first'][0]}" for r in rows if r["first"]]]
     return lines
 
 
