@@ -45,7 +45,7 @@ def run() -> None:
         for heading, labs in by_topic().items()
     }
     page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
-    _lessons.begin()
+    _lessons.begin(page.url_path)
     _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
     page.run()
     _lessons.finish()  # checks a lesson step's controls against the widgets the page rendered

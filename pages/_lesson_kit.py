@@ -167,12 +167,18 @@ _APPLIED, _SPECS, UPLOADED, _PROBLEMS = "_lesson_applied", "_lesson_specs", "_le
 _RENDERED, LAB = "_lesson_rendered", "_lab"
 
 
-def begin() -> None:
-    """At the start of every run: forget this run's lab and widgets, keep the last run's for moving between steps."""
+def begin(slug: str) -> None:
+    """At the start of every run, before any widget: apply a newly linked step of a lesson on lab ``slug``.
+
+    Forgets the last run's lab and widgets, keeping them for moving between steps.
+    """
     st.session_state[_RENDERED] = st.session_state.get(_SPECS, {})
     st.session_state[_SPECS] = {}
     st.session_state.pop(LAB, None)
     st.session_state.pop(_PROBLEMS, None)
+    found = active(notify=True)
+    if found is not None and found[0].lab == slug and st.session_state.get(_APPLIED) != (found[0].name, found[1]):
+        _go(*found)
 
 
 def available() -> dict[str, Lesson]:
@@ -185,13 +191,14 @@ def record(key: str, **spec: Any) -> None:
     st.session_state.setdefault(_SPECS, {})[key] = spec
 
 
-def active() -> tuple[Lesson, int] | None:
+def active(*, notify: bool = False) -> tuple[Lesson, int] | None:
     name = st.query_params.get(LESSON_PARAM)
     if name is None:
         return None
     lesson = available().get(name)
     if lesson is None:
-        st.toast(f"The link's lesson `{name}` does not exist here.", icon=":material/link_off:")
+        if notify:
+            st.toast(f"The link's lesson `{name}` does not exist here.", icon=":material/link_off:")
         return None
     try:
         k = int(st.query_params.get(STEP_PARAM, "1"))
@@ -219,8 +226,6 @@ def panel(slug: str) -> list[str]:
     if found is None or found[0].lab != slug:
         return []
     lesson, k = found
-    if st.session_state.get(_APPLIED) != (lesson.name, k):
-        _go(lesson, k)
     step = lesson.steps[k - 1]
     with st.container(border=True):
         head, back, forward = st.columns([6, 1, 1], vertical_alignment="center")

@@ -39,7 +39,10 @@ narrative = "Step three."
         (b"title = 'x'\nlab = 'cbo'", "has no `steps`"),
         (b"title = 'x'\nlab = 'cbo'\n[[steps]]\ntitle = 't'", "step 1 has no `narrative`"),
         (b"title = 'x'\nlab = 'cbo'\n[[steps]]\nnarrative = 'n'\ncontrols = { d = [1, 2] }", "control `d`"),
-        (b"title = 'x'\nlab = 'cbo'\n[[steps]]\nnarrative = 'n'\n[[steps]]\nnarative = 'typo'", "step 2: unknown field"),
+        (
+            b"title = 'x'\nlab = 'cbo'\n[[steps]]\nnarrative = 'n'\n[[steps]]\nnarative = 'typo'",
+            "step 2: unknown field",
+        ),
         (b"title = 'x'\nlab = 'cbo'\n[[steps]]\nnarrative = 'n'\nexpect = { metric = 'm' }", "`expect` needs"),
         (b"#" * (lessons.MAX_LESSON_BYTES + 1), "the limit is 64 KB"),
     ],
@@ -69,7 +72,7 @@ def lesson_script() -> None:
     from pages import _lesson_kit as lessons
     from pages import _ui as ui
 
-    lessons.begin()
+    lessons.begin("cbo")
     ui.header("cbo")
     ui.slider("σ", 0.0, 12.0, 1.0, "sigma")
     ui.slider("λ", 0.0, 5.0, 1.0, "lam")
@@ -114,7 +117,31 @@ def test_every_step_of_every_shipped_lesson_renders_and_shows_its_number(open_pa
     assert not [e.value for e in at.error if e.value.startswith(("Lesson", "Could not compute"))]
     expect = lesson.steps[k - 1].expect
     if expect:
-        shown = {m.label: m.value for m in at.metric}
+        shown = _displayed_numbers(at)
         assert expect["metric"] in shown, (expect["metric"], list(shown))
-        value = float(str(shown[expect["metric"]]).split()[0].rstrip("%×"))
+        value = shown[expect["metric"]]
         assert math.isclose(value, expect["value"], abs_tol=expect.get("tol", 1e-9)), (name, k, value, expect)
+
+
+def _displayed_numbers(at) -> dict[str, float]:
+    """Every number on the page by its label: metrics, and the explainers' (quantity, value) tables."""
+    pairs = [(m.label, m.value) for m in at.metric]
+    for frame in at.dataframe:
+        table = frame.value
+        if {"quantity", "value"} <= set(table.columns):
+            pairs += list(zip(table["quantity"], table["value"], strict=True))
+    return {str(label): number for label, text in pairs if (number := _number(str(text))) is not None}
+
+
+def _number(text: str) -> float | None:
+    """``"0.2987"``, ``"98%"``, ``"3/4"`` or ``"1.5×"`` as a number (a percentage as a fraction)."""
+    head = text.split()[0] if text.split() else ""
+    try:
+        if "/" in head:
+            top, bottom = head.split("/")
+            return float(top) / float(bottom)
+        if head.endswith("%"):
+            return float(head[:-1]) / 100
+        return float(head.rstrip("×"))
+    except ValueError:
+        return None
