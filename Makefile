@@ -6,8 +6,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test bench lint loadtest soak thumbs clean
 
-# Anchor benchmarks (and the long fuzz); load test and soak have their own targets, the README table runs last.
-BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/readme_table.py,$(wildcard bench/*.py))
+# Anchor benchmarks (and the long fuzz); load test, soak and cluster have their own targets (cluster: run
+# bench/cluster.py after `make cluster`'s requirements); the README table runs last.
+BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/cluster.py bench/readme_table.py,\
+                           $(wildcard bench/*.py))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
