@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch.func import vjp
 
 from core.bilevel.checks import check_tensor
 from core.bilevel.linear_solve import SOLVERS, LinearSolve, solve
@@ -65,23 +64,37 @@ def root_vjp(
     tensor([4.])
     """
     with torch.enable_grad():
-        w, theta = w.detach(), theta.detach()
-        _, pullback_w = vjp(lambda w_: optimality_fn(w_, theta, *args), w)
-        _, pullback_theta = vjp(lambda t_: optimality_fn(w, t_, *args), theta)
+        w, theta = w.detach().requires_grad_(True), theta.detach().requires_grad_(True)
+        residual = optimality_fn(w, theta, *args)  # one graph, reused by every product below
+        if not residual.requires_grad:
+            raise OptiscopeError("The optimality function F(w, θ) depends on neither w nor θ: ∂F/∂w = 0 is singular.")
+        # ∂₁Fᵀ z is linear in z; differentiating it in z gives the transpose products ∂₁F u (one backward each)
+        z = torch.zeros_like(residual, requires_grad=True)
+        (pullback,) = _pull(residual, w, z, create_graph=True)
 
         def matvec(u: torch.Tensor) -> torch.Tensor:  # (∂₁Fᵀ + ridge I) u
-            return pullback_w(u)[0] + spec.ridge * u
-
-        # the VJP of the linear map u ↦ ∂₁Fᵀu is its transpose u ↦ ∂₁F u: one backward pass per product,
-        # 14× cheaper than forward-mode `jvp` re-tracing F at every CG iteration
-        _, transpose = vjp(lambda u: pullback_w(u)[0], torch.zeros_like(w))
+            return _pull(residual, w, u)[0] + spec.ridge * u
 
         def rmatvec(u: torch.Tensor) -> torch.Tensor:  # (∂₁F + ridge I) u
-            return transpose(u)[0] + spec.ridge * u
+            product = _pull(pullback, z, u)[0] if pullback.requires_grad else torch.zeros_like(u)
+            return product + spec.ridge * u
 
         result = solve(spec.solve, matvec, rmatvec, -v.detach(), maxiter=spec.maxiter, tol=spec.tol)
         _check_solve(result, spec)
-        return pullback_theta(result.x)[0].detach(), result
+        return _pull(residual, theta, result.x)[0].detach(), result
+
+
+def _pull(output: torch.Tensor, inputs: torch.Tensor, cotangent: torch.Tensor, *, create_graph: bool = False):
+    """``(∂output/∂inputs)ᵀ cotangent``, zero where ``output`` does not depend on ``inputs``."""
+    return torch.autograd.grad(
+        output,
+        inputs,
+        cotangent,
+        retain_graph=True,
+        create_graph=create_graph,
+        allow_unused=True,
+        materialize_grads=True,
+    )
 
 
 def _check_solve(result: LinearSolve, spec: RootSpec) -> None:
@@ -141,7 +154,7 @@ def custom_root(optimality_fn: Optimality, *, spec: RootSpec = RootSpec()) -> Ca
     ``args`` are data, not differentiated. The solver runs without autograd: no iterate is stored.
 
     Args:
-        optimality_fn (`Callable`): ``F(w, theta, *args)``, a ``torch.func``-traceable function shaped like ``w``,
+        optimality_fn (`Callable`): ``F(w, theta, *args)``, a function differentiable by autograd, shaped like ``w``,
             e.g. the inner gradient ``∇_w f(w, θ)``.
         spec (`RootSpec`, defaults to `RootSpec()`): linear solver (``SOLVERS`` key), iterations, tolerances,
             ridge, and the convergence check of the inner solution.
