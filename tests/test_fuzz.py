@@ -202,12 +202,19 @@ def _attention_svm() -> dict[str, Any]:
     }
 
 
+def _bilevel() -> dict[str, Any]:
+    from test_bilevel import fuzz_fixtures  # the lab's own tests keep its fixtures next to their checks
+
+    return fuzz_fixtures()
+
+
 FIXTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "cbo": _cbo,
     "guidance": _guidance,
     "cam": _cam,
     "landscape": _landscape,
     "attention_svm": _attention_svm,
+    "bilevel": _bilevel,
 }
 # A fixture named "function.parameter" is used by that function only (where a name means something else there).
 # Validated records that entry points return (never built from user input).
