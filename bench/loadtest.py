@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import socket
 import statistics
 import subprocess
@@ -206,7 +207,8 @@ def report(loaded: list[dict], alone: list[dict], problems: list[str], wall: flo
         f"{len(loaded)} Playwright contexts (Debian chromium) opened at once on a fresh server (cold caches),",
         "each a lab with its own seed; the same URLs then opened one at a time on a second fresh server.",
         f"Machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPU cores "
-        f"(shared); wall time of the concurrent pass {wall:.0f} s.",
+        f"(shared, load average {os.getloadavg()[1]:.1f} over the last 5 min at the end); wall time of the "
+        f"concurrent pass {wall:.0f} s.",
         "",
         f"Summary: {len(loaded)} sessions, {figures} figures {verdict} with single sessions; time to first chart "
         f"p50 {statistics.median(firsts):.1f} s, p95 {percentile(firsts, 0.95):.1f} s "

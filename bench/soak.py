@@ -61,7 +61,8 @@ def report(rows: list[dict], reruns: int, first: float, last: float) -> list[str
     lines = [
         "# Soak: reruns of every page (AppTest, one process)",
         "",
-        f"{reruns} reruns per page after its first render; resident memory (RSS) after a garbage collection.",
+        f"{reruns} reruns per page after its first render; resident memory (RSS) after a garbage collection. "
+        f"Load average at the end: {os.getloadavg()[1]:.1f} (5 min) on {os.cpu_count()} CPUs.",
         "",
         f"Summary: {reruns} reruns × {len(rows)} pages; RSS {'flat' if flat else 'NOT flat'} within "
         f"{FLAT - 1:.0%} on every page (worst {worst['page']}: {worst['start']:.0f} → {worst['end']:.0f} MB, "
