@@ -25,15 +25,22 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 # idle, and no element still a placeholder skeleton (it is drawn)
-SETTLED = f"() => document.querySelector(\"{IDLE}\") !== null && !document.querySelector(\"[data-testid='stSkeleton']\")"
+SETTLED = f'() => document.querySelector("{IDLE}") !== null && !document.querySelector("[data-testid=\'stSkeleton\']")'
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: `apt-get install -y chromium` (.ci/run does this).")
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run", "--disable-quic"]
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": flags}
 
 
@@ -52,9 +59,23 @@ def _free_port() -> int:
 def app_url() -> Iterator[str]:
     """`streamlit run app.py` on a free port, polled on /_stcore/health until it answers ok."""
     port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / "streamlit.log").open("w")
     server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -79,12 +100,17 @@ def load(page, url: str, timeout_ms: int = 60_000) -> float:
     """Open ``url`` and wait until the script is idle; returns the seconds it took."""
     start = time.perf_counter()
     page.goto(url)
+    settle(page, timeout_ms)
+    return time.perf_counter() - start
+
+
+def settle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the script is idle and nothing is still a placeholder."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout_ms)
     for _ in range(2):  # the app reads idle before its first run starts, and a rerun may follow the first run
         page.wait_for_function(SETTLED, timeout=timeout_ms)
         page.wait_for_timeout(300)
     page.wait_for_function(SETTLED, timeout=timeout_ms)
-    return time.perf_counter() - start
 
 
 def test_gallery_loads(page, app_url: str) -> None:
@@ -96,16 +122,27 @@ def test_gallery_loads(page, app_url: str) -> None:
         assert page.get_by_text(lab.title, exact=True).first.is_visible()
 
 
+def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
+    """Open ``url`` and wait until its first plotly chart is drawn; returns the seconds it took."""
+    start = time.perf_counter()
+    page.goto(url)
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(state="visible", timeout=timeout_ms)
+    return time.perf_counter() - start
+
+
 @pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
 def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
-    seconds = load(page, f"{app_url}/{slug}")
-    print(f"\ncold load {slug}: {seconds:.2f} s")
+    first = first_chart_seconds(page, f"{app_url}/{slug}")  # each lab's first visit: its caches are cold
+    settle(page, timeout_ms=120_000)
+    print(f"\ncold time to first chart {slug}: {first:.2f} s (target < 5 s; reported, not asserted)")
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.wait_for(state="visible", timeout=30_000)
-    if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: the gallery's cards show each lab's first chart
+    if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: gallery cards and the README's first screens
         write_thumbnail(chart.screenshot(), ROOT / "assets" / "thumbs" / f"{slug}.png")
+        page.wait_for_timeout(1000)  # 3-D scenes and layout images finish drawing after the script is idle
+        page.screenshot(path=str(ROOT / "assets" / "screens" / f"{slug}.png"), full_page=False)
 
 
 def write_thumbnail(png: bytes, path: Path, size: tuple[int, int] = (480, 300)) -> None:
@@ -133,8 +170,10 @@ def test_copied_url_reproduces_the_controls(page, browser, app_url: str) -> None
 
 def test_teacher_mode_hides_the_controls(page, app_url: str) -> None:
     load(page, f"{app_url}/?teacher=1")
-    assert page.locator("[data-testid='stSidebar']").count() == 0 or not page.locator(
-        "[data-testid='stSidebar']").is_visible()
+    assert (
+        page.locator("[data-testid='stSidebar']").count() == 0
+        or not page.locator("[data-testid='stSidebar']").is_visible()
+    )
     assert page.get_by_text("Optiscope", exact=True).first.is_visible()
 
 
@@ -182,8 +221,10 @@ def test_copied_lab_url_reproduces_the_lab_controls(page, browser, app_url: str)
     fresh = browser.new_context()
     other = fresh.new_page()
     load(other, page.url, timeout_ms=120_000)
-    values = [other.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").nth(i).input_value()
-              for i in range(3)]
+    values = [
+        other.locator("[data-testid='stSidebar'] [data-testid='stNumberInput'] input").nth(i).input_value()
+        for i in range(3)
+    ]
     fresh.close()
     assert "20" in values and "40" in values  # d and N from the preset, read back from the link alone
 
@@ -192,8 +233,9 @@ def test_background_job_shows_progress_then_its_result(page, app_url: str) -> No
     load(page, f"{app_url}/cam?n_metrics=8")
     charts_before = page.locator("[data-testid='stPlotlyChart']").count()
     page.get_by_role("button", name="Score the methods").click()
-    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length > {charts_before}",
-                           timeout=120_000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length > {charts_before}", timeout=120_000
+    )
     page.wait_for_selector(IDLE)
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.get_by_text("Grad-CAM++").first.is_visible()
