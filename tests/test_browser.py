@@ -139,8 +139,9 @@ def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
     assert page.locator("[data-testid='stException']").count() == 0
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.wait_for(state="visible", timeout=30_000)
-    if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: gallery cards and the README's first screens
+    if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: the gallery's cards show each lab's first chart
         write_thumbnail(chart.screenshot(), ROOT / "assets" / "thumbs" / f"{slug}.png")
+    if os.environ.get("OPTISCOPE_WRITE_SCREENS"):  # `make thumbs`: each lab's first screen, for the README
         page.wait_for_timeout(1000)  # 3-D scenes and layout images finish drawing after the script is idle
         page.screenshot(path=str(ROOT / "assets" / "screens" / f"{slug}.png"), full_page=False)
 
