@@ -1,0 +1,146 @@
+"""Linear mixture MDPs as data, value iteration, and planning with an estimated θ.
+
+A linear mixture MDP (https://arxiv.org/abs/2303.10165) has transitions P(s'|s,a) = Σᵢ θ*ᵢ φᵢ(s'|s,a), so one
+Bellman backup is linear in θ: [PV](s,a) = ⟨ψ_V(s,a), θ⟩ with ψ_V(s,a) = Σ_{s'} φ(s'|s,a) V(s'). Rewards are
+per-state values r(s) ∈ [0, 1] paid r(s)/H at each of the H steps (the horizon-free scaling Σ_h r_h ≤ 1), so
+every value lies in [0, 1] whatever the horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import OptiscopeError, check_int
+
+MAX_SIZE = 2_000_000  # entries of φ, S·A·S·d: a "small" MDP the lab plans on exactly
+TOLERANCE = 1e-9  # how far from a distribution P(·|s,a) may be (rounding of the features)
+
+
+@dataclass(frozen=True)
+class LinearMixtureMDP:
+    """A linear mixture MDP: features φ(s'|s,a) ∈ R^d, the true θ*, and the start state.
+
+    Args:
+        phi (`torch.Tensor`): (S, A, S, d) features; P = φ θ* must be a distribution for every (s, a).
+        theta (`torch.Tensor`): (d,) the true mixture weights θ*.
+        start (`int`, defaults to `0`): the state every episode starts in.
+    """
+
+    phi: torch.Tensor
+    theta: torch.Tensor
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        phi, theta = self.phi, self.theta
+        if not (isinstance(phi, torch.Tensor) and phi.ndim == 4 and phi.shape[0] == phi.shape[2]):
+            raise OptiscopeError(f"Expected `phi` to be an (S, A, S, d) tensor, but got {_shape(phi)}")
+        if not (isinstance(theta, torch.Tensor) and theta.shape == (phi.shape[3],)):
+            raise OptiscopeError(f"Expected `theta` of shape ({phi.shape[3]},), but got {_shape(theta)}")
+        if phi.numel() > MAX_SIZE:
+            raise OptiscopeError(f"Expected at most {MAX_SIZE:g} feature entries S·A·S·d, but got {phi.numel()}")
+        check_int("start", self.start, 0, phi.shape[0] - 1)
+        p = self.transitions
+        if not torch.isfinite(p).all():
+            raise OptiscopeError("Expected finite features `phi` and `theta`, but P = φθ has NaN or inf entries")
+        low, sums = float(p.min()), p.sum(-1)
+        worst = int((sums - 1).abs().argmax())
+        if low < -TOLERANCE or abs(float(sums.flatten()[worst]) - 1) > TOLERANCE:
+            s, a = divmod(worst, p.shape[1])
+            raise OptiscopeError(
+                "Expected features that define a distribution (P(·|s,a) = Σᵢ θᵢ φᵢ(·|s,a) ≥ 0, summing to 1), "
+                f"but min P = {low:.3g} and P(·|s={s},a={a}) sums to {float(sums[s, a]):.6g}"
+            )
+
+    @property
+    def transitions(self) -> torch.Tensor:
+        """P(s'|s,a) = Σᵢ θᵢ φᵢ(s'|s,a), (S, A, S)."""
+        return self.phi @ self.theta
+
+    @property
+    def n_states(self) -> int:
+        return self.phi.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.phi.shape[3]
+
+
+def psi(phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """ψ_V(s,a) = Σ_{s'} φ(s'|s,a) V(s') for a batch of value vectors: (R, S) -> (R, S, A, d)."""
+    return torch.einsum("sapd,rp->rsad", phi, values)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Values and greedy policy of a planner. Shapes: values (R, H+1, S), policy (R, H, S) (action indices)."""
+
+    values: torch.Tensor
+    policy: torch.Tensor
+
+
+def check_horizon(horizon: int) -> int:
+    return check_int("horizon", horizon, 1, 10_000)
+
+
+def value_iteration(transitions: torch.Tensor, rewards: torch.Tensor, *, horizon: int) -> Plan:
+    """Finite-horizon value iteration on a known kernel: Q_h = r/H + P V_{h+1}, V_h = max_a Q_h.
+
+    Shapes:
+        transitions: (S, A, S); rewards: (R, S) in [0, 1] -> Plan with values (R, H+1, S)
+    """
+    return _backward(lambda v: torch.einsum("sap,rp->rsa", transitions, v), rewards, check_horizon(horizon))
+
+
+def plan(mdp: LinearMixtureMDP, theta: torch.Tensor, rewards: torch.Tensor, *, horizon: int) -> Plan:
+    """The planning step: value iteration with the linear backup ⟨ψ_{V_{h+1}}(s,a), θ⟩, values clipped to [0, 1].
+
+    With an estimated θ the backup need not come from a distribution (P̂ = φθ̂ can be negative), so values are
+    clipped as the algorithms do; with θ = θ* it is value iteration exactly.
+    """
+    return _backward(lambda v: psi(mdp.phi, v) @ theta, rewards, check_horizon(horizon), clip=True)
+
+
+def _backward(backup, rewards: torch.Tensor, horizon: int, *, clip: bool = False) -> Plan:
+    values = [torch.zeros_like(rewards)]
+    policies = []
+    for _ in range(horizon):
+        q = rewards.unsqueeze(-1) / horizon + backup(values[0])  # (R, S, A)
+        q = q.clamp(0.0, 1.0) if clip else q
+        best, action = q.max(-1)
+        values.insert(0, best)
+        policies.insert(0, action)
+    return Plan(torch.stack(values, 1), torch.stack(policies, 1))
+
+
+def evaluate(transitions: torch.Tensor, policy: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """Values V^π_h(s) of a (R, H, S) policy on the true kernel, (R, H+1, S)."""
+    horizon = policy.shape[1]
+    values = [torch.zeros_like(rewards)]
+    states = torch.arange(transitions.shape[0], device=transitions.device)
+    for h in reversed(range(horizon)):
+        p = transitions[states, policy[:, h]]  # (R, S, S): P(·|s, π_h(s)) per reward
+        values.insert(0, rewards / horizon + torch.einsum("rsp,rp->rs", p, values[0]))
+    return torch.stack(values, 1)
+
+
+def suboptimality(mdp: LinearMixtureMDP, theta: torch.Tensor, rewards: torch.Tensor, *, horizon: int) -> torch.Tensor:
+    """V*(s₁) − V^π̂(s₁) for each reward, π̂ planned with ``theta``, both values on the true kernel: (R,)."""
+    best = value_iteration(mdp.transitions, rewards, horizon=horizon).values[:, 0, mdp.start]
+    planned = evaluate(mdp.transitions, plan(mdp, theta, rewards, horizon=horizon).policy, rewards)
+    return best - planned[:, 0, mdp.start]
+
+
+def check_rewards(mdp: LinearMixtureMDP, rewards: torch.Tensor) -> torch.Tensor:
+    """``rewards`` as an (R, S) tensor on the MDP's device and dtype, each entry in [0, 1]."""
+    if not isinstance(rewards, torch.Tensor) or rewards.ndim != 2 or rewards.shape[1] != mdp.n_states:
+        raise OptiscopeError(f"Expected `rewards` to be an (R, {mdp.n_states}) tensor, but got {_shape(rewards)}")
+    rewards = rewards.to(mdp.phi)
+    if rewards.shape[0] == 0 or not ((rewards >= 0) & (rewards <= 1)).all():
+        raise OptiscopeError("Expected `rewards` with at least one row and every entry in [0, 1] (paid r/H per step)")
+    return rewards
+
+
+def _shape(x) -> str:
+    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
