@@ -23,6 +23,7 @@ from core.bilevel import (
     load_task,
     lv_hba,
     quartic_toy,
+    step_size_wall,
 )
 from core.bilevel.borep import first_below
 from core.bilevel.distill import _outer, newton, optimality
@@ -346,3 +347,13 @@ def test_fuzz_fixtures_make_valid_calls():
     assert last_state(bo_rep(f["problem"], f["x0"], steps=f["steps"])).step == 3
     assert last_state(lv_hba(f["lv_hba.problem"], f["lv_hba.x0"], f["lv_hba.y0"], steps=f["steps"])).step == 3
     assert len(hypergradient_errors(f["task"], f["theta"], f["hypergradient_errors.steps"]).steps) == 2
+
+
+def test_step_size_wall_of_aid():
+    starts = torch.tensor([[6.0, 8.0], [15.0, 20.0], [30.0, 40.0]], dtype=D)
+    wall = last_state(step_size_wall(quartic_toy(), starts, (0.05, 0.02, 0.005, 0.001), steps=1000))
+    assert wall.done == 4 and wall.diverged[:, 2].all()  # from (30, 40): every step size diverges
+    assert wall.diverged[0].all() and not wall.diverged[3, :2].any()  # η = 0.05 diverges everywhere, 0.001 only far
+    assert (
+        0 < wall.first_hit[1, 0] < 400 and wall.first_hit[3, 0] == -1
+    )  # η = 0.02 converges from (6, 8); 0.001 too slow

@@ -5,11 +5,12 @@ Also LV-HBA (https://arxiv.org/abs/2401.16164) for constrained lower levels and 
 implicit system are listed in ``RootSpec.SOLVERS``.
 """
 
-from core.bilevel.borep import BOREPConfig, bo_rep, quartic_toy, step_size_wall
+from core.bilevel.borep import BOREPConfig, bo_rep, quartic_toy
 from core.bilevel.distill import distill
 from core.bilevel.implicit import RootSpec, custom_root, unrolled
 from core.bilevel.lvhba import LVHBAConfig, coupled_toy, lv_hba
 from core.bilevel.tuning import TASKS, hypergradient_errors, load_task, validation_curve
+from core.bilevel.wall import step_size_wall
 
 __all__ = [
     "TASKS",

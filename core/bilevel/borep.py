@@ -156,14 +156,14 @@ def bo_rep(
     if not isinstance(config, BOREPConfig):
         raise OptiscopeError(f"Expected `config` to be a BOREPConfig, but got {type(config).__name__}")
     steps, every, seed = check_int("steps", steps), check_int("every", every), check_seed(seed)
-    _check_problem(problem)
+    check_problem(problem)
     x = check_tensor("x0", x0, dims=(1, 2)).to(device or x0.device)
     x = x.unsqueeze(0) if x.dim() == 1 else x
     check_budget("run-iterations M·steps", len(x) * steps, MAX_WORK)
     return _loop(problem, x, config, steps, every, generator(seed, x.device))
 
 
-def _check_problem(problem: UnboundedBilevel) -> None:
+def check_problem(problem: UnboundedBilevel) -> None:
     if not isinstance(problem, UnboundedBilevel):
         raise OptiscopeError(f"Expected `problem` to be an UnboundedBilevel, but got {type(problem).__name__}")
     check_int("problem.dim_y", problem.dim_y, high=10**6)
@@ -268,51 +268,3 @@ def first_below(states: list[BOREPState], *, tol: float) -> np.ndarray:
     ok = (norms < tol) & ~torch.stack([s.diverged for s in states]).cpu().numpy()
     steps = np.array([s.step for s in states])
     return np.where(ok.any(0), steps[ok.argmax(0)], -1)
-
-
-@dataclass(frozen=True)
-class WallProgress:
-    """The step-size wall so far: per step size (rows) and start (columns), the first step with ``‖∇Φ‖ < tol``."""
-
-    lrs: tuple[float, ...]
-    starts: torch.Tensor  # (K, dx)
-    first_hit: np.ndarray  # (rows done, K): step, or −1 if never
-    diverged: np.ndarray  # (rows done, K) bool
-    done: int  # rows done
-
-
-def step_size_wall(
-    problem: UnboundedBilevel,
-    starts: torch.Tensor,
-    lrs: tuple[float, ...],
-    *,
-    steps: int = 1000,
-    tol: float = 0.1,
-    seed: int = 0,
-) -> Iterator[WallProgress]:
-    """Un-normalized AID from every start at every step size: which converge, which diverge (one row per ``lr``).
-
-    >>> wall = list(step_size_wall(quartic_toy(), torch.tensor([[30.0, 40.0]], dtype=torch.float64), (0.05,), steps=50))
-    >>> wall[-1].diverged.tolist()
-    [[True]]
-    """
-    if not lrs:
-        raise OptiscopeError("Expected `lrs` to list at least one step size, but got ()")
-    for lr in lrs:
-        check_positive("lr", lr)
-    check_positive("tol", tol)
-    check_int("steps", steps)
-    check_seed(seed)
-    _check_problem(problem)
-    check_tensor("starts", starts, dims=(2,))
-    check_budget("run-iterations M·steps·len(lrs)", len(starts) * steps * len(lrs), MAX_WORK)
-    return _wall(problem, starts, tuple(lrs), steps, tol, seed)
-
-
-def _wall(problem, starts, lrs, steps, tol, seed) -> Iterator[WallProgress]:
-    hits, diverged = [], []
-    for lr in lrs:
-        states = list(bo_rep(problem, starts, config=BOREPConfig.aid(lr), steps=steps, seed=seed))
-        hits.append(first_below(states, tol=tol))
-        diverged.append(states[-1].diverged.cpu().numpy())
-        yield WallProgress(lrs, starts, np.stack(hits), np.stack(diverged), len(hits))
