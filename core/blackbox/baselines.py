@@ -148,13 +148,22 @@ def _cbo_loop(problem, objective, u, steps, goal, seed) -> Iterator[SearchState]
     best_u, best, evaluations = u[0], float("inf"), 0
     with torch.no_grad():
         for s in cbo.run(objective, u, config=CBO_CONFIG, steps=steps, seed=seed):
+            if s.step == 0:  # particle 0 is x0: its value is the start, as for every other method
+                yield _state(problem, 0, u[0], float(s.energy[0]), 1, "start", u[:0], s.energy[:0])
             i = int(s.energy.argmin())
             improved = float(s.energy[i]) < best
             if improved:
                 best_u, best = s.x[i].clamp(0.0, 1.0), float(s.energy[i])
             evaluations += len(s.energy)
             yield _state(
-                problem, s.step, best_u, best, evaluations, "cbo" if improved else "none", s.x.clamp(0.0, 1.0), s.energy
+                problem,
+                s.step + 1,
+                best_u,
+                best,
+                evaluations,
+                "cbo" if improved else "none",
+                s.x.clamp(0.0, 1.0),
+                s.energy,
             )
             if best <= goal:
                 return

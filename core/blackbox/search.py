@@ -101,7 +101,7 @@ def poll_directions(d: int, poll_size: float, g: torch.Generator, like: torch.Te
     >>> D.shape, float(D.abs().amax(-1).min())
     (torch.Size([6, 3]), 0.5)
     """
-    v = torch.randn(d, generator=g, device=like.device, dtype=like.dtype)
+    v = torch.randn(d, generator=g, dtype=like.dtype).to(like.device)
     v = v / v.norm()
     h = torch.eye(d, device=like.device, dtype=like.dtype) - 2 * torch.outer(v, v)  # orthogonal, symmetric
     h = h / h.abs().amax(-1, keepdim=True)  # rows with ‖·‖∞ = 1
@@ -186,7 +186,8 @@ def run(
         config (`SearchConfig`): method, attack variant and radii.
         budget (`int`, defaults to `2000`): evaluations of f(Phi(.)), at most ``MAX_EVALUATIONS``.
         goal (`float`, optional): stop once f ≤ goal (e.g. the target 1e-4 of the reference note).
-        seed (`int`, defaults to `0`): the poll bases and covering points (a private ``torch.Generator``).
+        seed (`int`, defaults to `0`): the poll bases and covering points (a private CPU ``torch.Generator``, so
+            a seed gives the same path on every device).
 
     Yields:
         :class:`SearchState` at the start (step 0) and after every iteration.
@@ -202,7 +203,7 @@ def run(
     if not isinstance(config, SearchConfig):
         raise OptiscopeError(f"Expected `config` to be a SearchConfig, but got {type(config).__name__}")
     u, budget, seed, goal = check_run(problem, x0, budget, seed, goal)
-    return _loop(problem, u, config, budget, goal, generator(seed, u.device))
+    return _loop(problem, u, config, budget, goal, generator(seed))  # drawn on the CPU: one seed, one path anywhere
 
 
 @dataclass
@@ -302,7 +303,7 @@ def _attack(problem, inc: _Incumbent, cfg: SearchConfig, tried: list) -> tuple[t
 
 def _cover(problem, inc: _Incumbent, cfg: SearchConfig, tried: list, left: int, g) -> bool:
     """cDSM's covering step: one uniform point of the box (dense in the limit, so the search stays global)."""
-    candidate = torch.rand(inc.u.shape, generator=g, device=inc.u.device, dtype=inc.u.dtype)
+    candidate = torch.rand(inc.u.shape, generator=g, dtype=inc.u.dtype).to(inc.u.device)
     value = _evaluate(problem, candidate[None])
     tried.append((candidate[None], value))
     inc.evaluations += 1
