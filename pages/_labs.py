@@ -114,6 +114,15 @@ LABS = (
         arxiv="1712.08859",
         topic="optimizers",
     ),
+    Lab(
+        slug="exploration",
+        title="Reward-free exploration",
+        icon=":material/explore:",
+        pitch="Explore a chain MDP without rewards, then plan for any reward: random play vs UCRL-RFE vs horizon-free.",
+        paper="Optimal Horizon-Free Reward-Free Exploration for Linear Mixture MDPs",
+        arxiv="2303.10165",
+        topic="privacy-rl",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 
