@@ -47,7 +47,7 @@ class Ridge:
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         """‖x‖_{Σ⁻¹} over the last dimension."""
-        return torch.einsum("...i,ij,...j->...", x, self.inverse, x).clamp_min(0.0).sqrt()
+        return ((x @ self.inverse) * x).sum(-1).clamp_min(0.0).sqrt()
 
 
 class RandomExplorer:

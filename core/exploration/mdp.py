@@ -69,7 +69,7 @@ class LinearMixtureMDP:
 
 def psi(phi: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """ψ_V(s,a) = Σ_{s'} φ(s'|s,a) V(s') for a batch of value vectors: (R, S) -> (R, S, A, d)."""
-    return torch.einsum("sapd,rp->rsad", phi, values)
+    return (phi.transpose(-1, -2) @ values.T).permute(3, 0, 1, 2)  # (S, A, d, R) -> (R, S, A, d); matmul beats einsum
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def value_iteration(transitions: torch.Tensor, rewards: torch.Tensor, *, horizon
     Shapes:
         transitions: (S, A, S); rewards: (R, S) in [0, 1] -> Plan with values (R, H+1, S)
     """
-    return _backward(lambda v: torch.einsum("sap,rp->rsa", transitions, v), rewards, check_horizon(horizon))
+    return _backward(lambda v: (transitions @ v.T).permute(2, 0, 1), rewards, check_horizon(horizon))
 
 
 def plan(mdp: LinearMixtureMDP, theta: torch.Tensor, rewards: torch.Tensor, *, horizon: int) -> Plan:
@@ -99,7 +99,8 @@ def plan(mdp: LinearMixtureMDP, theta: torch.Tensor, rewards: torch.Tensor, *, h
     With an estimated θ the backup need not come from a distribution (P̂ = φθ̂ can be negative), so values are
     clipped as the algorithms do; with θ = θ* it is value iteration exactly.
     """
-    return _backward(lambda v: psi(mdp.phi, v) @ theta, rewards, check_horizon(horizon), clip=True)
+    estimated = mdp.phi @ theta  # P̂ = φθ̂, (S, A, S): Σ_{s'} P̂(s'|s,a) V(s') is ⟨ψ_V(s,a), θ⟩, in one product
+    return _backward(lambda v: (estimated @ v.T).permute(2, 0, 1), rewards, check_horizon(horizon), clip=True)
 
 
 def _backward(backup, rewards: torch.Tensor, horizon: int, *, clip: bool = False) -> Plan:
@@ -121,7 +122,7 @@ def evaluate(transitions: torch.Tensor, policy: torch.Tensor, rewards: torch.Ten
     states = torch.arange(transitions.shape[0], device=transitions.device)
     for h in reversed(range(horizon)):
         p = transitions[states, policy[:, h]]  # (R, S, S): P(·|s, π_h(s)) per reward
-        values.insert(0, rewards / horizon + torch.einsum("rsp,rp->rs", p, values[0]))
+        values.insert(0, rewards / horizon + (p @ values[0].unsqueeze(-1)).squeeze(-1))
     return torch.stack(values, 1)
 
 
