@@ -124,23 +124,34 @@ def compare(
     )
 
 
-def data_profile(comparison: Comparison, *, tau: float = 1e-3, optimum: Sequence[float] | None = None) -> np.ndarray:
-    r"""Data profiles (Moré & Wild 2009, https://doi.org/10.1137/080724083): the share of problems solved vs budget.
+def solved_at(comparison: Comparison, *, tau: float = 1e-3) -> np.ndarray:
+    r"""Evaluations after which each run passes Moré & Wild's test (NaN where it never does).
 
     A run (problem, seed) is solved after k evaluations when ``f0 - f_k >= (1 - tau)(f0 - f_L)``, with ``f_L``
-    the best value any method found on that run's problem and seed (or ``optimum`` per problem when known).
-    The x-axis is ``k / (d + 1)``, in simplex gradients; here it stays in evaluations (every problem of a
-    comparison is usually one d). Shapes: -> (S, E), the fraction of the P × R runs solved after each evaluation.
+    the best value any method found on that problem and seed (https://doi.org/10.1137/080724083).
+
+    Shapes: -> (S, P, R)
+    """
+    tau = check_range("tau", tau, 0.0, 1.0)
+    f0 = comparison.start[None, :, None, None]  # (1, P, 1, 1)
+    best = comparison.curves[..., -1].min(0)[None, ..., None]  # (1, P, R, 1): f_L per problem and seed
+    solved = f0 - comparison.curves >= (1 - tau) * (f0 - best)
+    return np.where(solved.any(-1), solved.argmax(-1) + 1.0, np.nan)
+
+
+def data_profile(comparison: Comparison, *, tau: float = 1e-3) -> np.ndarray:
+    r"""Data profiles (Moré & Wild 2009, https://doi.org/10.1137/080724083): the share of runs solved vs budget.
+
+    The fraction of the P × R runs that :func:`solved_at` within k evaluations, for k = 1 .. E. Moré & Wild
+    count the budget in simplex gradients k / (d + 1); here it stays in evaluations (one d per comparison).
+
+    Shapes: -> (S, E)
 
     >>> from core.blackbox.problems import landscape
     >>> c = compare([landscape("Quadratic", 2)], ["direct-search", "cbo"], seeds=[0, 1], budget=200)
     >>> data_profile(c).shape
     (2, 200)
     """
-    tau = check_range("tau", tau, 0.0, 1.0)
-    f0 = comparison.start[None, :, None, None]  # (1, P, 1, 1)
-    best = comparison.curves[..., -1].min(0)[None, ..., None]  # (1, P, R, 1): f_L per problem and seed
-    if optimum is not None:
-        best = np.broadcast_to(np.asarray(optimum, dtype=float)[None, :, None, None], best.shape)
-    solved = f0 - comparison.curves >= (1 - tau) * (f0 - best)
-    return solved.reshape(*solved.shape[:1], -1, solved.shape[-1]).mean(1)
+    at = solved_at(comparison, tau=tau).reshape(len(comparison.methods), -1, 1)  # (S, P·R, 1)
+    budget = np.arange(1, comparison.curves.shape[-1] + 1)
+    return (at <= budget).mean(1)

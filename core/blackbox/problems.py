@@ -22,6 +22,13 @@ from core.cbo.objectives import OBJECTIVES
 from core.device import generator
 from core.errors import OptiscopeError, check_choice, check_int
 
+# Problem kind (the URL value) -> display label.
+KINDS = {
+    "surrogate": "Procedural surrogate (random tanh MLP)",
+    "trained": "Surrogate trained here on a CBO landscape",
+    "landscape": "CBO landscape (Φ = identity)",
+    "zoo": "Zoo digits classifier (counterfactual)",
+}
 SURROGATE_WIDTH, SURROGATE_OUTPUTS = 64, 8  # the reference note's n -> 64 -> 64 -> 8 tanh MLP
 SURROGATE_GAIN = 1.5  # U(-gain, gain) / sqrt(fan_in), 1.5 × nn.Linear's init: tanh units bend (DSM 5/10 at n = 10)
 MAX_INPUTS = 1000  # a direct-search poll holds 2n points of n coordinates
@@ -84,7 +91,8 @@ def make_problem(
     Traceback (most recent call last):
     core.errors.OptiscopeError: Expected bounds with lo < hi in every coordinate, but got lo=[1.0, 1.0], hi=[1.0, 1.0]
     """
-    lo, hi = _bound("lo", lo), _bound("hi", hi)
+    lo = _bound("lo", lo)
+    hi = _bound("hi", hi).to(lo.device)
     if lo.dim() != 1 or lo.shape != hi.shape or lo.shape[0] == 0:
         raise OptiscopeError(f"Expected `lo` and `hi` of one shape (d,), but got {tuple(lo.shape)}, {tuple(hi.shape)}")
     check_int("d", lo.shape[0], 1, MAX_INPUTS)
@@ -225,9 +233,9 @@ def zoo_classifier(model: nn.Module, target: int, *, name: str = "zoo classifier
     A counterfactual search: the 8×8 image the (read-only) network calls ``target``, from a grey start.
     """
     target = check_int("target", target, 0, 9)
-    return make_problem(
-        f"{name} → {target}", model, _CrossEntropy(target), torch.zeros(64), torch.ones(64), x0=torch.full((64,), 0.5)
-    )
+    device = next(model.parameters()).device
+    lo, hi = torch.zeros(64, device=device), torch.ones(64, device=device)
+    return make_problem(f"{name} → {target}", model, _CrossEntropy(target), lo, hi, x0=torch.full_like(lo, 0.5))
 
 
 class _CrossEntropy:
@@ -236,3 +244,45 @@ class _CrossEntropy:
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(logits, -1) - logits[..., self.target]
+
+
+def instances(
+    kind: str,
+    *,
+    d: int,
+    count: int,
+    seed: int = 0,
+    landscape_name: str = "Rosenbrock",
+    model: nn.Module | None = None,
+    target: int = 3,
+    device: torch.device | str | None = None,
+) -> tuple[list[Problem], list[int]]:
+    """The problems and seeds of a comparison: ``count`` procedural surrogates (seeds ``seed + k``) run once each,
+    or one problem of another kind run with ``count`` seeds; built on the CPU, then moved to ``device`` (a zoo
+    ``model`` is shared and read-only: its problem stays on the model's device).
+
+    >>> problems, seeds = instances("surrogate", d=4, count=3, seed=5)
+    >>> [p.name for p in problems], seeds
+    (['surrogate d=4 #5', 'surrogate d=4 #6', 'surrogate d=4 #7'], [5])
+    """
+    kind, count = check_choice("kind", kind, KINDS), check_int("count", count, 1, 100)
+    seed = check_int("seed", seed, 0, 2**63 - 1 - count)
+    seeds = list(range(seed, seed + count))
+    if kind == "zoo":
+        if model is None:
+            raise OptiscopeError("Expected a zoo `model` for a zoo problem")
+        return [zoo_classifier(model, target)], seeds
+    if kind == "surrogate":
+        found, seeds = [surrogate(d, seed=s) for s in seeds], [seed]
+    else:
+        found = [train_surrogate(landscape_name, d, seed=seed) if kind == "trained" else landscape(landscape_name, d)]
+    return [on_device(p, device) for p in found], seeds
+
+
+def on_device(problem: Problem, device: torch.device | str | None) -> Problem:
+    """A problem this lab built, moved to ``device`` (its own module moves in place; never pass a shared model)."""
+    if device is None:
+        return problem
+    model = problem.model.to(device) if isinstance(problem.model, nn.Module) else problem.model
+    moved = [None if t is None else t.to(device) for t in (problem.lo, problem.hi, problem.x0, problem.x_star)]
+    return Problem(problem.name, model, problem.outer, *moved[:3], problem.optimum, moved[3])

@@ -123,11 +123,12 @@ def attack_step(problem, u: torch.Tensor, *, centred: bool) -> torch.Tensor:
     with torch.enable_grad():
         x = problem.to_box(u.detach()).requires_grad_(True)
         y = problem.model(x[None])  # (1, m)
+        if not centred:  # one backward pass through f(Phi(x))
+            (grad_x,) = torch.autograd.grad(problem.outer(y).sum(), x)
+            return -torch.sign(grad_x)
         y_leaf = y.detach().requires_grad_(True)
         (grad_y,) = torch.autograd.grad(problem.outer(y_leaf).sum(), y_leaf)
-        if centred:
-            grad_y = grad_y - grad_y.mean(-1, keepdim=True)
-        (grad_x,) = torch.autograd.grad(y, x, grad_outputs=grad_y)
+        (grad_x,) = torch.autograd.grad(y, x, grad_outputs=grad_y - grad_y.mean(-1, keepdim=True))
     return -torch.sign(grad_x)  # the box scaling is positive, so sign(grad_u) = sign(grad_x)
 
 
