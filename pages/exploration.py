@@ -117,6 +117,10 @@ with ui.errors("the exploration runs"):
         figures.ellipse_figure(rings, truth, NAMES, axes), "exploration-ellipse", data={k: v for k, v in rings.items()}
     )
     ui.metrics({f"θ̂4 {NAMES[k]}": float(r["theta"][4]) for k, r in runs.items()} | {"θ*4": 0.9})
+    pseudo = {k: r["pseudo"].T for k, r in runs.items() if k != "random"}  # (A, S): rows left, right
+    titles = [f"{NAMES[k]}: pseudo-reward at h = 1 of episode {episodes} (rows: left, right)" for k in pseudo]
+    grid = ui.image_grid(list(pseudo.values()), titles, columns=1, colorscale="Viridis", zmin=0, zmax=1, height=110)
+    ui.chart(grid, "exploration-pseudo", data=pseudo)
 
 st.subheader("The paper's point: episodes to ε as the horizon grows")
 with ui.errors("the H-scaling table"):

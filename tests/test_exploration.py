@@ -63,7 +63,7 @@ def test_the_trade_off_reward_is_the_only_gap_when_the_last_segment_is_unknown()
 
 def test_lower_bound_suboptimality_formula_holds_exactly():
     d, horizon, episodes = 5, 20, 1000
-    mdp, actions, mu = lower_bound_mdp(d, episodes=episodes, signs=[1, -1, 1, -1])
+    mdp, actions, mu = lower_bound_mdp(d=d, episodes=episodes, signs=[1, -1, 1, -1])
     reward = torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)
     best = value_iteration(mdp.transitions, reward, horizon=horizon).values[0, 0, 0]
     gap = mu.abs()[0].item()

@@ -17,7 +17,7 @@ TRADE_OFF = (0.3, 1.0)  # the trade-off reward: 0.3 at the first state, 1 at the
 
 
 def chain_mdp(
-    n_states: int = 12, *, segments: int = 4, theta: tuple[float, ...] = CHAIN_THETA, dtype=torch.float64, device=None
+    *, n_states: int = 12, segments: int = 4, theta: tuple[float, ...] = CHAIN_THETA, dtype=torch.float64, device=None
 ) -> LinearMixtureMDP:
     """Segmented RiverSwim, a linear mixture MDP with d = segments + 1 (notes §3b).
 
@@ -37,7 +37,7 @@ def chain_mdp(
     return LinearMixtureMDP(phi, torch.tensor(theta, dtype=dtype, device=device))
 
 
-def chain_rewards(n_states: int = 12, *, dtype=torch.float64, device=None) -> torch.Tensor:
+def chain_rewards(*, n_states: int = 12, dtype=torch.float64, device=None) -> torch.Tensor:
     """The reward set: one "goal state g" reward per state, plus the trade-off reward. (S + 1, S)."""
     goals = torch.eye(n_states, dtype=dtype, device=device)
     trade_off = torch.zeros(1, n_states, dtype=dtype, device=device)
@@ -45,7 +45,7 @@ def chain_rewards(n_states: int = 12, *, dtype=torch.float64, device=None) -> to
     return torch.cat([goals, trade_off])
 
 
-def lower_bound_mdp(d: int = 5, *, episodes: int = 1000, delta: float = 1 / 6, signs=None, dtype=torch.float64):
+def lower_bound_mdp(*, d: int = 5, episodes: int = 1000, delta: float = 1 / 6, signs=None, dtype=torch.float64):
     """The hard instance of the lower bound (Thm 2.6.8): 3 states x₁ → {x₂, x₃}, actions a ∈ {±1}^{d−1}.
 
     P(x₃|x₁,a) = δ + ⟨μ, a⟩ with μ ∈ {±Δ}^{d−1}, Δ = √(δ/K)/(4√2); x₂ and x₃ absorb. The reward 1 at x₃

@@ -118,12 +118,13 @@ def _backward(backup, rewards: torch.Tensor, horizon: int, *, clip: bool = False
 def evaluate(transitions: torch.Tensor, policy: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
     """Values V^π_h(s) of a (R, H, S) policy on the true kernel, (R, H+1, S)."""
     horizon = policy.shape[1]
-    values = [torch.zeros_like(rewards)]
+    values = [torch.zeros_like(rewards).unsqueeze(-1)]
     states = torch.arange(transitions.shape[0], device=transitions.device)
+    followed = transitions[states, policy]  # (R, H, S, S): P(·|s, π_h(s)), gathered once
+    paid = (rewards / horizon).unsqueeze(-1)  # (R, S, 1)
     for h in reversed(range(horizon)):
-        p = transitions[states, policy[:, h]]  # (R, S, S): P(·|s, π_h(s)) per reward
-        values.insert(0, rewards / horizon + (p @ values[0].unsqueeze(-1)).squeeze(-1))
-    return torch.stack(values, 1)
+        values.insert(0, torch.baddbmm(paid, followed[:, h], values[0]))
+    return torch.cat(values, -1).transpose(1, 2)
 
 
 def suboptimality(mdp: LinearMixtureMDP, theta: torch.Tensor, rewards: torch.Tensor, *, horizon: int) -> torch.Tensor:
