@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 from core import cam
+from core.cam.groups import group_maps
 from core.data.shapes import CLASSES, make_shapes
+from pages import _cam_charts as charts
 from pages import _ui as ui
 
 GALLERY = 24
@@ -21,15 +22,15 @@ PRESETS = {
 }
 COLOURS = {"dominant": "black", "noise (dropped)": "lightgrey"}
 gallery = st.cache_data(max_entries=4)(make_shapes)
-HEAT = {"zmin": 0, "zmax": 1, "colorscale": "Jet", "opacity": 0.5, "hovertemplate": "%{z:.2f}<extra></extra>"}
 MAP_TEXT = (
-    "✓/✗: the map's peak inside / outside the object's ground-truth mask (pointing game). Under a GAP head each "
+    "Peak inside / outside the mask: the pointing game on the object's ground-truth mask. Under a GAP head each "
     "channel's gradient is constant, W[c,k]/(hw), so the softmax over α ≈ 1e-3 is almost uniform: CF-CAM then shows "
     "the mean kept activation, nearly class-agnostic."
 )
 CLUSTER_TEXT = (
     "Dominant channels (top activation norms) keep their own mean gradient; DBSCAN groups the rest by their "
-    "activations, grey ones are noise and drop out. Filtered cluster gradients are shown at layer resolution."
+    "activations, grey ones are noise and drop out. The row above the maps' explainer shows how much of Grad-CAM "
+    "each group makes: what CF-CAM drops is the *noise* panel."
 )
 SCORE_TEXT = (
     "Deletion: pixels replaced in map order (lower is better); insertion: revealed on a blurred image (higher is "
@@ -62,14 +63,6 @@ def explain(image: np.ndarray, mask: np.ndarray | None, target: int | None, laye
     return cam.explain(net, x, target, layer=layer, masks=masks, config=cam.CFCAMConfig(**cf))
 
 
-def overlay(image: np.ndarray, panels: dict[str, np.ndarray]) -> go.Figure:
-    rgb = (np.transpose(image, (1, 2, 0)) * 255).astype(np.uint8)
-    fig = ui.image_grid([rgb] * (len(panels) + 1), ["image", *panels], height=260)
-    for col, (name, heat) in enumerate(panels.items(), start=2):
-        fig.add_trace(go.Heatmap(z=heat, name=name, showscale=col == 2, **HEAT), 1, col)
-    return fig
-
-
 out = None
 with ui.errors("the maps"):
     if source == "upload":
@@ -88,26 +81,26 @@ with ui.errors("the maps"):
         f"Explaining **{CLASSES[t]}** (p = {probs[t]:.2f}; prediction **{CLASSES[int(probs.argmax())]}**) "
         f"at `{layer}` ({k} channels, {h}×{w})."
     )
-    marks = {name: f" {'✓' if hit else '✗'}" for name, hit in out.hits.items()} if mask is not None else {}
+    hits = {name: bool(hit) for name, hit in out.hits.items()} if mask is not None else {}
+    marks = {name: " ✓" if hit else " ✗" for name, hit in hits.items()}  # in the trace names, for the downloads
     panels = {name + marks.get(name, ""): maps[0].cpu().numpy() for name, maps in out.maps.items()}
-    ui.chart(overlay(image, panels), "maps", data=panels, name="cam-maps")
+    titles = [charts.hit_title(name, hits.get(name)) for name in out.maps]
+    fig = charts.overlay(image, panels, titles, "Where each method says the CNN looks (1 = the map's peak)")
+    ui.chart(fig, "maps", data=panels, name="cam-maps")
+    groups = {k: v.cpu().numpy() for k, v in group_maps(res, image.shape[-2:]).items()}
+    kept, dropped = res.summary()["dominant channels"], res.summary()["noise channels (dropped)"]
+    counts = {"all channels": k, "clusters": k - kept - dropped, "dominant": kept, "noise (dropped)": dropped}
+    group_titles = [f"{g}: {counts[g]} channels" for g in groups]
+    title = "Grad-CAM from the channels CF-CAM keeps and drops (on Grad-CAM's scale: 1 = its peak)"
+    ui.chart(charts.overlay(image, groups, group_titles, title), "groups", data=groups, name="cam-groups")
     ui.explainer("the maps", cam.FORMULAS["maps"], res.summary(), "arXiv:2504.00060, 1610.02391", text=MAP_TEXT)
 
     st.subheader("Inside CF-CAM: channel clusters")
     channels = cam.channel_table(res)
-    left, right = st.columns(2)
     scatter = px.scatter(channels, "pc1", "pc2", color="group", hover_name="channel", color_discrete_map=COLOURS)
-    ui.chart(scatter.update_layout(height=360, margin={"t": 10}), "clusters", where=left, data=channels)
-    bars = px.bar(channels, "channel", "beta", color="group", color_discrete_map=COLOURS, labels={"beta": "β"})
-    bars.update_xaxes(type="category", categoryorder="total descending")
-    ui.chart(bars.update_layout(height=360, margin={"t": 10}), "weights", where=right, data=channels)
-    filtered = res.filtered_grads[0][:8].cpu().numpy()
-    if len(filtered):
-        peak, names = float(np.abs(filtered).max()) or 1.0, [f"cluster {m}" for m in range(len(filtered))]
-        grid = ui.image_grid(list(filtered), names, colorscale="RdBu", zmin=-peak, zmax=peak, height=200)
-        ui.chart(grid, "cluster-grads", data=dict(zip(names, filtered, strict=True)))
-    else:
-        st.caption("No clusters: every non-dominant channel is noise (or dominant).")
+    scatter.update_layout(height=380, title=f"The {k} channels of `{layer}` by their activations (PCA), as grouped")
+    scatter.update_xaxes(title="1st principal component").update_yaxes(title="2nd principal component")
+    ui.chart(scatter, "clusters", data=channels)
     ui.explainer("the clusters", cam.FORMULAS["clusters"], text=CLUSTER_TEXT)
 
 if out is None:  # the error boundary above has said what is wrong
@@ -116,7 +109,9 @@ if out is None:  # the error boundary above has said what is wrong
 with st.expander("Other explanations (captum: Occlusion, Integrated Gradients, SmoothGrad)"), ui.errors("other maps"):
     if ui.toggle("Compute", False, "other", where=st):
         x = torch.from_numpy(image)[None].to(device)
-        ui.chart(overlay(image, {k: fn(net, x, t)[0].cpu().numpy() for k, fn in cam.OTHER.items()}), "other-maps")
+        ui.chart(
+            charts.overlay(image, {k: fn(net, x, t)[0].cpu().numpy() for k, fn in cam.OTHER.items()}), "other-maps"
+        )
 
 st.subheader("Faithfulness and localisation over many images")
 col_n, col_s = st.columns(2)

@@ -34,7 +34,7 @@ def heatmaps(at) -> dict[str, np.ndarray]:
 def test_default_view_shows_every_map_and_the_authors_clustering(open_page):
     at = open_page("pages/cam.py")
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 4  # maps, cluster scatter, weights, cluster gradients
+    assert len(at.get("plotly_chart")) == 3  # maps, maps per channel group, cluster scatter
     assert list(heatmaps(at)) == ["Grad-CAM", "Grad-CAM++", "Score-CAM", "CF-CAM"]
     values = explainer_values(at)
     assert values["dominant channels"] == "32"  # the top quarter of block4's 128 channels
