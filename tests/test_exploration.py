@@ -49,6 +49,19 @@ def test_planning_with_the_true_theta_equals_value_iteration(horizon):
     assert suboptimality(mdp, mdp.theta, rewards, horizon=horizon).abs().max() <= 1e-12
 
 
+@pytest.mark.filterwarnings("ignore:check conditions of convergence")
+def test_value_iteration_matches_pymdptoolbox():
+    mdptoolbox = pytest.importorskip("mdptoolbox.mdp", reason="pymdptoolbox is in requirements-dev.txt")
+    mdp, rewards, horizon = chain_mdp(), chain_rewards(), 24
+    ours = value_iteration(mdp.transitions, rewards, horizon=horizon).values
+    kernel = mdp.transitions.permute(1, 0, 2).numpy()  # (A, S, S), the toolbox's layout
+    for index, reward in enumerate(rewards):
+        paid = (reward / horizon).unsqueeze(1).expand(-1, 2).numpy()  # (S, A)
+        library = mdptoolbox.FiniteHorizon(kernel, paid, 1.0, horizon)
+        library.run()
+        assert abs(library.V - ours[index].T.numpy()).max() <= 1e-12, index
+
+
 def test_the_trade_off_reward_is_the_only_gap_when_the_last_segment_is_unknown():
     mdp, rewards = chain_mdp(), chain_rewards()
     theta = mdp.theta.clone()
