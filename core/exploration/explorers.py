@@ -166,7 +166,7 @@ class HorizonFree:
             n0, n1 = first.norm(x0), second.norm(x1)
             variance = (x1 @ second.theta).clamp(0, 1) - (x0 @ first.theta).clamp(0, 1).square()
             error = (2 * self.beta * n0).clamp(max=1) + (self.beta * n1).clamp(max=1)
-            var0 = torch.maximum(torch.maximum(self.gamma2 * n0, variance + error), torch.tensor(self.alpha2))
+            var0 = torch.maximum(self.gamma2 * n0, variance + error).clamp(min=self.alpha2)
             var1 = (self.gamma2 * n1).clamp(min=max(1.0, self.alpha2))
             first.update(x0, y0, 1 / var0)
             second.update(x1, y0.square(), 1 / var1)

@@ -121,7 +121,7 @@ def _loop(mdp: LinearMixtureMDP, rewards, config: ExploreConfig, steps: int, eve
     best = value_iteration(mdp.transitions, rewards, horizon=config.horizon).values[:, 0, mdp.start]
     cdf = mdp.transitions.cumsum(-1).cpu().tolist()  # rollouts step in Python: one bisect per transition
     visits = torch.zeros(mdp.n_states, dtype=mdp.phi.dtype, device=mdp.phi.device)
-    state = partial_state(0, visits, visits, planner, explorer.choose()[1], mdp, rewards, best, config)
+    state = snapshot(0, visits, visits, planner, explorer.choose()[1], mdp, rewards, best, config)
     yield state
     for k in range(1, steps + 1):
         policy, pseudo = explorer.choose()
@@ -134,10 +134,11 @@ def _loop(mdp: LinearMixtureMDP, rewards, config: ExploreConfig, steps: int, eve
         episode = torch.bincount(path.states, minlength=mdp.n_states).to(visits)
         visits = visits + episode
         if k % every == 0 or k == steps:
-            yield partial_state(k, visits, episode, planner, pseudo, mdp, rewards, best, config)
+            yield snapshot(k, visits, episode, planner, pseudo, mdp, rewards, best, config)
 
 
-def partial_state(step, visits, episode, planner: Ridge, pseudo, mdp, rewards, best, config) -> ExploreState:
+def snapshot(step, visits, episode, planner: Ridge, pseudo, mdp, rewards, best, config) -> ExploreState:
+    """The state after ``step`` episodes: plan with the planner's θ̂ for every reward, evaluate on the true MDP."""
     policy = plan(mdp, planner.theta, rewards, horizon=config.horizon).policy
     achieved = evaluate(mdp.transitions, policy, rewards)[:, 0, mdp.start]
     return ExploreState(

@@ -1,0 +1,141 @@
+"""Reward-free exploration benchmark: wall time per episode per explorer, and episodes to ε as H grows.
+
+Anchor: pymdptoolbox's ``FiniteHorizon`` value iteration (numpy) against ours on the same chain and rewards,
+timed in the same run. The explorers have no library to compare with (no public UCRL-RFE / HF-UCRL-RFE++
+code exists, notes §3), so their table is measured, not compared.
+
+    python bench/exploration.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import mdptoolbox.mdp  # noqa: E402
+
+from bench._common import publish, timed  # noqa: E402
+from core.exploration import (  # noqa: E402
+    EXPLORER_NAMES,
+    EXPLORERS,
+    ExploreConfig,
+    chain_mdp,
+    chain_rewards,
+    run,
+    scaling,
+    value_iteration,
+)
+from core.runs import last_state  # noqa: E402
+
+EPSILON = 0.01
+
+
+def toolbox_values(kernel: np.ndarray, paid: list[np.ndarray], horizon: int) -> list[np.ndarray]:
+    """pymdptoolbox's finite-horizon values (S, H+1) for each reward."""
+    solved = [mdptoolbox.mdp.FiniteHorizon(kernel, p, 1.0, horizon) for p in paid]
+    for problem in solved:
+        problem.run()
+    return [problem.V for problem in solved]
+
+
+def planning_rows(horizons) -> list[str]:
+    mdp, rewards = chain_mdp(), chain_rewards()
+    kernel = mdp.transitions.permute(1, 0, 2).numpy()
+    rows = []
+    for horizon in horizons:
+        paid = [(r / horizon).unsqueeze(1).expand(-1, 2).numpy() for r in rewards]
+        library = partial(toolbox_values, kernel, paid, horizon)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t_lib = timed(library, 5, best=True)
+            values = library()
+        t_ours = timed(lambda h=horizon: value_iteration(mdp.transitions, rewards, horizon=h), 5, best=True)
+        ours = value_iteration(mdp.transitions, rewards, horizon=horizon).values
+        diff = max(abs(v - ours[i].T.numpy()).max() for i, v in enumerate(values))
+        rows.append(f"| {horizon} | {t_ours * 1e3:.2f} | {t_lib * 1e3:.2f} | {t_lib / t_ours:.1f}× | {diff:.1e} |")
+    return rows
+
+
+def episode_rows(horizons, steps: int) -> list[str]:
+    mdp, rewards = chain_mdp(), chain_rewards()
+    rows = []
+    for key in EXPLORERS:
+        cells = []
+        for horizon in horizons:
+            config = ExploreConfig(explorer=key, horizon=horizon)
+            start = time.perf_counter()
+            last_state(run(mdp, rewards, config=config, steps=steps, every=steps))  # exploration only
+            explore = (time.perf_counter() - start) / steps
+            start = time.perf_counter()
+            last_state(run(mdp, rewards, config=config, steps=steps))  # + planning and evaluating 13 rewards
+            cells.append(f"{explore * 1e3:.1f} / {(time.perf_counter() - start) / steps * 1e3:.1f}")
+        rows.append(f"| {EXPLORER_NAMES[key]} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def scaling_rows(horizons, steps: int, seeds) -> list[str]:
+    mdp, rewards = chain_mdp(), chain_rewards()
+    tables = [last_state(scaling(mdp, rewards, horizons=horizons, epsilon=EPSILON, steps=steps, seed=s)) for s in seeds]
+    rows = []
+    for i, key in enumerate(tables[0].explorers):
+        cells = []
+        for j in range(len(horizons)):
+            found = [int(t.episodes[i, j]) for t in tables]
+            reached = [k for k in found if k >= 0]
+            median = f"{statistics.median(reached):g}" if len(reached) == len(found) else "—"
+            cells.append(f"{median} ({', '.join(str(k) if k >= 0 else f'>{steps}' for k in found)})")
+        rows.append(f"| {EXPLORER_NAMES[key]} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="H ∈ {12, 24}, K = 30, one seed; prints only")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    horizons, steps, seeds = ((12, 24), 30, (0,)) if args.quick else ((12, 24, 48, 96), 100, (0, 1, 2))
+    head = " | ".join(f"H = {h}" for h in horizons)
+    lines = [
+        "# Reward-free exploration benchmark",
+        "",
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"1 thread, float64, the 12-state segmented chain (d = 5), 13 rewards. A shared, busy 2-core machine: "
+        "wall times are rough.",
+        "",
+        "## Value iteration vs pymdptoolbox FiniteHorizon (13 rewards, best of 5)",
+        "",
+        "| H | ours (ms) | pymdptoolbox (ms) | ratio | max |ΔV| |",
+        "|---|---|---|---|---|",
+        *planning_rows(horizons),
+        "",
+        f"## Wall time per episode (ms), K = {steps}: exploration only / with planning + evaluation of 13 rewards",
+        "",
+        f"| explorer | {head} |",
+        "|---" * (len(horizons) + 1) + "|",
+        *episode_rows(horizons, steps),
+        "",
+        f"## Episodes to ε = {EPSILON} (worst of 13 rewards stays ≤ ε from then on), K ≤ {steps}, seeds {seeds}",
+        "",
+        "Median over seeds (per-seed values; `>K`: not settled within K; — when a seed did not settle).",
+        "",
+        f"| explorer | {head} |",
+        "|---" * (len(horizons) + 1) + "|",
+        *scaling_rows(horizons, steps, seeds),
+    ]
+    publish("exploration", lines, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
