@@ -115,13 +115,13 @@ with ui.errors("the comparison"):
         profile_data = {labels[m]: p for m, p in zip(c.methods, profile, strict=True)}
         ui.chart(figures.profile_figure(c, profile, labels), "blackbox-profiles", data=profile_data)
     solved = solved_at(c, tau=1e-3).reshape(len(c.methods), -1)
-    reached = c.evaluations_to(GOAL).reshape(len(c.methods), -1)
+    reached, known = c.evaluations_to(GOAL).reshape(len(c.methods), -1), kind != "trained"  # trained: optimum unknown
     table = pd.DataFrame(
         {
             "method": [labels[m] for m in c.methods],
             "solved (τ = 1e-3)": [f"{int(np.isfinite(s).sum())}/{s.size}" for s in solved],
             "median evaluations to solve": [float(np.nanmedian(s)) if np.isfinite(s).any() else None for s in solved],
-            f"reached f ≤ {GOAL:g}": [f"{int(np.isfinite(e).sum())}/{e.size}" for e in reached],
+            f"reached f ≤ {GOAL:g}": [f"{int(np.isfinite(e).sum())}/{e.size}" if known else "–" for e in reached],
             "final f (median)": np.median(c.curves[..., -1].reshape(len(c.methods), -1), axis=1),
         }
     )
