@@ -34,6 +34,16 @@ def last(curve: np.ndarray | None) -> str:
     return "—" if curve is None else f"{curve[-1]:.4f}"
 
 
+def bias_metrics(runs: dict[str, asvm.Run]) -> dict[str, str]:
+    """The four correlations that tell the biases apart: each parameterization's W with each SVM."""
+    names = {"w": "W", "kq": "KᵀQ"}
+    return {
+        f"{names[r.param]} vs {svm} SVM": last(corr)
+        for r in runs.values()
+        for svm, corr in (("Frobenius", r.corr_fro), ("nuclear", r.corr_nuc))
+    }
+
+
 def token_plane(plane: Plane, ks: list[int]) -> go.Figure:
     """Tokens coloured by score, the optimum starred, and W(k) z_i replayed against the SVM ray and margin lines."""
     X, star, rays = plane.tokens, plane.tokens[plane.optimal], RAY * plane.rays
@@ -85,16 +95,17 @@ def curves(r: asvm.Run, *, lr: float, normalized: bool) -> go.Figure:
 
 def sv_bars(r: asvm.Run) -> go.Figure:
     """Singular values σ/σ_max of GD's final W and of its own SVM."""
-    fig = go.Figure().update_layout(height=300, barmode="group", xaxis_title="index", yaxis_title="σ / σ_max")
+    fig = go.Figure().update_layout(height=300, barmode="group", xaxis_title="index i", yaxis_title="σᵢ / σ_max")
+    fig.update_layout(title=f"Singular values of the trained {r.param.upper()} and of its SVM")
     for M, name in ((r.W[-1], f"GD {r.param.upper()}: W(k)"), (r.svm_own, f"SVM {NORM[r.param][2]}")):
         if M is not None:
             fig.add_bar(x=np.arange(1, len(M) + 1), y=asvm.spectrum(M), name=name)
-    return fig.update_layout(margin={"t": 30})
+    return fig.update_layout(margin={"t": 40})
 
 
 def conventions(on: asvm.Run, off: asvm.Run) -> go.Figure:
     """log10(1 − corr) with the run's own SVM, with the reference implementation's ε conventions and without."""
-    fig = go.Figure().update_layout(height=320, xaxis_title="k")
+    fig = go.Figure().update_layout(height=320, xaxis_title="iteration k", title="Direction error with ε on / off")
     fig.update_layout(yaxis_title=f"log10(1 − corr) with the {NORM[on.param][1]}")
     for r, name in ((on, "conventions on (‖∇‖ + ε, (K,Q) decay ε)"), (off, "off (‖∇‖ alone, no decay)")):
         if r.corr_own is not None:

@@ -49,6 +49,9 @@ def test_default_view_draws_the_plane_strip_curves_and_badge(open_page):
     assert any(t.get("marker", {}).get("symbol") == "star" for t in plane["data"])
     assert any("global optimum selected" in m.value for m in at.markdown)
     assert float(_metrics(at)[OWN_CORR.format("fro")]) >= 0.99
+    corr = {label: float(value) for label, value in _metrics(at).items() if " SVM" in label and " vs " in label}
+    assert corr["W vs Frobenius SVM"] - corr["W vs nuclear SVM"] >= 0.05  # 0.9993 vs 0.918: the SVMs differ
+    assert corr["KᵀQ vs nuclear SVM"] - corr["KᵀQ vs Frobenius SVM"] >= 0.05  # 0.9995 vs 0.939
 
 
 def test_token_plane_preset_turns_the_ray_onto_the_svm_ray(open_page):
@@ -104,7 +107,7 @@ def test_garbage_links_render_with_notices(open_page):
     notices = " ".join(t.value for t in at.toast)
     for value in ("param=Nope", "n=-5", "d=99", "lr=7", "steps=3"):
         assert value in notices, value
-    assert at.radio(key="param").value == "w" and at.sidebar.slider(key="n").value == 3
+    assert at.radio(key="param").value == "w" and at.sidebar.slider(key="n").value == 2  # the default n
     assert float(_metrics(at)[OWN_CORR.format("fro")]) >= 0.99  # the defaults were used instead
 
 
@@ -121,7 +124,7 @@ def test_live_step_shows_the_first_state(open_page):
     _ok(at)
     metrics = _metrics(at)
     assert metrics["Step"] == "1"
-    first = next(asvm.run(asvm.make_problem(n=3, T=5, d=2, seed=0), steps=200))  # the page's defaults
+    first = next(asvm.run(asvm.make_problem(n=2, T=6, d=2, seed=0), steps=200))  # the page's defaults
     assert float(metrics["loss"]) == pytest.approx(float(first.loss), rel=1e-3)  # shown to 4 digits
 
 
