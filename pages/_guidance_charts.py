@@ -32,6 +32,7 @@ POINTS = {"x": ("#999", "sample x"), "x0_uncond": ("#1f77b4", "D_uncond"), "x0_c
 POINTS |= {"x0_guided": ("#d62728", "guided D̂")}
 ARROWS = {"delta_parallel": "#ff7f0e", "delta_orthogonal": "#9467bd"}
 TILE_TITLES = ["D_cond", "D_uncond", "guided", "(w−1)Δ∥", "(w−1)Δ⊥"]
+SATURATED = 1.1  # |x| beyond it: saturated (data lie in [−1, 1]), as core.guidance.saturation counts
 
 
 def scatter_2d(trace, t: int, title: str) -> go.Figure:
@@ -51,26 +52,42 @@ def scatter_2d(trace, t: int, title: str) -> go.Figure:
 
 
 def montage(trace, t: int, picks: np.ndarray, w: float, title: str) -> go.Figure:
-    """One column per prediction, one row per class; the Δ columns show what CFG adds: (w − 1)·Δ∥ and (w − 1)·Δ⊥."""
+    """One column per prediction, one row per class; the Δ columns show what CFG adds: (w − 1)·Δ∥ and (w − 1)·Δ⊥.
+
+    The predictions are grey images on the data range [−1, 1]; only the Δ columns use the diverging map.
+    """
     gains = {"x0_cond": 1, "x0_uncond": 1, "x0_guided": 1, "delta_parallel": w - 1, "delta_orthogonal": w - 1}
     tiles = [gain * getattr(trace, f)[t][picks, 0] for f, gain in gains.items()]  # (classes, H, W), first channel
     images = [np.pad(a, ((0, 0), (1, 1), (1, 1)), constant_values=np.nan).reshape(-1, a.shape[-1] + 2) for a in tiles]
-    fig = ui.image_grid(images, TILE_TITLES, colorscale="RdBu_r", zmin=-1.5, zmax=1.5, height=620, showscale=True)
+    fig = ui.image_grid(images, TILE_TITLES, colorscale="Gray", zmin=-1, zmax=1, height=620)
+    for delta in fig.data[3:]:
+        delta.update(colorscale="RdBu_r", zmin=-1.5, zmax=1.5, showscale=delta is fig.data[3])
     return fig.update_layout(title=title, margin_t=60)
+
+
+def final_samples(trace, picks: np.ndarray, title: str, saturation: float) -> go.Figure:
+    """The final samples, one per class, in grey on [−1, 1]; saturated pixels (|x| > 1.1) marked red."""
+    images = list(trace.x[-1][picks, 0])  # (H, W) each
+    fig = ui.image_grid(images, [f"class {k}" for k in range(len(images))], columns=5, zmin=-1, zmax=1, height=150)
+    for i, image in enumerate(images):
+        burnt = np.where(np.abs(image) > SATURATED, 1.0, np.nan)
+        red = go.Heatmap(z=burnt, colorscale=[[0, "red"], [1, "red"]], showscale=False, hoverinfo="skip", opacity=0.6)
+        fig.add_trace(red, i // 5 + 1, i % 5 + 1)
+    return fig.update_layout(title=f"{title}: {saturation:.1%} of pixels saturated (red)", margin_t=60)
 
 
 def norms_chart(norms: pd.DataFrame, t: int) -> go.Figure:
     """Mean ‖Δ∥‖ and ‖Δ⊥‖ per step, one dash style per guider, a rule at the scrubbed step."""
     long = norms.melt(["step", "guider"], ["‖Δ∥‖", "‖Δ⊥‖"], var_name="part", value_name="mean norm (x0 space)")
     fig = px.line(long, x="step", y="mean norm (x0 space)", color="part", line_dash="guider", height=320)
-    return fig.add_vline(x=t, line_color="#888")
+    return fig.add_vline(x=t, line_color="#888").update_layout(title="Size of the two parts of the update per step")
 
 
 def cos_chart(norms: pd.DataFrame, gamma: float) -> go.Figure:
     """cos(D_c, D_u) per step against adaptive guidance's threshold γ̄."""
-    fig = px.line(norms, x="step", y="cos(D_c, D_u)", color="guider", height=260)
+    fig = px.line(norms, x="step", y="cos(D_c, D_u)", color="guider", height=260, title="Agreement of D_c and D_u")
     return fig.add_hline(y=gamma, line_dash="dot", annotation_text="γ̄")
 
 
 def sweep_chart(table: pd.DataFrame, y: str) -> go.Figure:
-    return px.line(table, x="w", y=y, color="guider", markers=True, height=300)
+    return px.line(table, x="w", y=y, color="guider", markers=True, height=300, title=f"Final {y} against w")

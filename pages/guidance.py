@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core import guidance as G
+from core.guidance import shipped
 from pages import _guidance_charts as charts
 from pages import _ui as ui
 
@@ -16,7 +17,7 @@ PIPELINE_ROOT = os.environ.get("OPTISCOPE_PIPELINE_ROOT")  # local pipelines onl
 MODELS = {"mixture": "2-D mixture (exact)", "empirical": "Digits, smoothed empirical (exact)"}
 MODELS |= {"unet": "Digits, tiny UNet (trained)"} | ({"pipeline": "Local diffusers pipeline"} if PIPELINE_ROOT else {})
 GUIDERS = {key: label for key, (label, _) in G.GUIDERS.items()}
-PER_CLASS = {"mixture": 32, "empirical": 4, "unet": 4, "pipeline": 1}  # samples per class (10 classes at most)
+SAMPLES = {"mixture": 32 * 8, "empirical": 4 * 10, "unet": 4 * 10}  # balanced over the 8 modes or 10 digits
 SWEEP_SAMPLES, SWEEP_WS = {"mixture": 128, "pipeline": 10}, (1.0, 3.0, 5.0, 7.5, 10.0, 15.0)
 DIGITS = ("empirical", "unet")
 
@@ -43,21 +44,24 @@ def clamp(key: str, high: int) -> None:
         st.session_state[key] = high
 
 
-kind = ui.select("Model", MODELS, "mixture", "model")
+D0 = shipped.DEFAULT  # the default view is shipped precomputed: its controls come from there
+kind = ui.select("Model", MODELS, shipped.DEFAULT_RUNS["kind"], "model")
 path = st.sidebar.text_input("Pipeline folder (inside the server's root)", key="pipeline") if kind == "pipeline" else ""
 left = ui.select("Left guider", GUIDERS, "cfg", "left")
 right = ui.select("Right guider", GUIDERS, "apg", "right")
-w = ui.slider("Guidance scale w (paper: D_c + (w−1)·update)", 0.0, 20.0, 15.0, "w", step=0.5, help=charts.W_HELP)
-eta = ui.slider("η (parallel weight)", 0.0, 1.0, 0.0, "eta", step=0.05)
-r = ui.slider("Rescale r (0 = off)", 0.0, 20.0, 0.0, "r", step=0.5)
-beta = ui.slider("Momentum β", -0.9, 0.9, 0.0, "beta", step=0.05)
+w = ui.slider("Guidance scale w (paper: D_c + (w−1)·update)", 0.0, 20.0, D0["w"], "w", step=0.5, help=charts.W_HELP)
+eta = ui.slider("η (parallel weight)", 0.0, 1.0, D0["eta"], "eta", step=0.05)
+r = ui.slider("Rescale r (0 = off)", 0.0, 20.0, D0["rescale"], "r", step=0.5)
+beta = ui.slider("Momentum β", -0.9, 0.9, D0["momentum"], "beta", step=0.05)
 max_steps = 128 if kind == "mixture" else 50  # 40 UNet samples × 50 steps ≈ 7 s on one CPU thread
 clamp("steps", max_steps)
 steps = ui.slider("Steps", 4, max_steps, 64 if kind == "mixture" else 25, "steps")
 with st.sidebar.expander("More guider settings"):
-    phi = ui.slider("CFG rescale φ", 0.0, 1.0, 0.7, "phi", step=0.05, where=st)
-    gamma = ui.slider("Adaptive γ̄ (cos threshold)", 0.9, 1.01, 0.999, "gamma", step=0.001, format="%.3f", where=st)
-    warm = ui.slider("Adaptive warm-up steps", 1, 20, 8, "warmup", where=st)
+    phi = ui.slider("CFG rescale φ", 0.0, 1.0, D0["guidance_rescale"], "phi", step=0.05, where=st)
+    gamma = ui.slider(
+        "Adaptive γ̄ (cos threshold)", 0.9, 1.01, D0["gamma"], "gamma", step=0.001, format="%.3f", where=st
+    )
+    warm = ui.slider("Adaptive warm-up steps", 1, 20, D0["warmup_steps"], "warmup", where=st)
 seed = ui.seed()
 
 
@@ -84,19 +88,23 @@ def config(key: str) -> G.GuiderConfig:
 
 @st.cache_data(max_entries=16, show_spinner="Sampling…")
 def trajectory(kind: str, path: str, guider: G.GuiderConfig, steps: int, seed: int) -> tuple:
-    D = model(kind, path)
-    target = G.balanced_labels(D.num_classes, PER_CLASS[kind] * min(D.num_classes, 10))
-    trace = G.trace(G.run(D, target, guider=guider, steps=steps, seed=seed))
-    clf = ui.zoo_model("digits-classifier") if kind in DIGITS else None
-    scores = G.evaluate(D, trace.x[-1], target, classifier=clf) | {"model calls": int(trace.model_evals[-1])}
-    return trace, scores, target.numpy()
+    n = SAMPLES.get(kind) or min(model(kind, path).num_classes, 10)  # a pipeline: one sample per class
+    if kind != "pipeline" and (run := shipped.load(shipped.run_key(kind, guider, n, steps, seed))):
+        return run
+    D, clf = model(kind, path), ui.zoo_model("digits-classifier") if kind in DIGITS else None
+    return shipped.guided_run(D, guider, n_samples=n, steps=steps, seed=seed, classifier=clf)
 
 
 with ui.errors("the guided samples"):
     runs = [(key, *trajectory(kind, path, config(key), steps, seed)) for key in (left, right)]
     st.caption(f"Same seed, same start. Sampler: {model(kind, path).sampler_name}. Guidance acts on the x0 prediction.")
+    if kind in DIGITS:  # the paper's point first: the final samples, one per class, saturated pixels marked
+        for j, (col, (key, tr, scores, target)) in enumerate(zip(st.columns(2), runs, strict=True)):
+            picks, title = np.unique(target, return_index=True)[1][:10], f"{GUIDERS[key]}, w = {w:g}"
+            fig = charts.final_samples(tr, picks, title, scores["saturation"])
+            ui.chart(fig, key=f"final-{j}", name=f"guidance-{key}-final", data={"x": tr.x[-1]}, where=col)
     clamp("t", steps - 1)
-    t = ui.slider("Step t (scrubber)", 0, steps - 1, steps // 4, "t", where=st)
+    t = ui.slider("Step t (scrubber)", 0, steps - 1, steps - 1, "t", where=st)
     for j, (col, (key, tr, _, target)) in enumerate(zip(st.columns(2), runs, strict=True)):
         title, picks = f"{GUIDERS[key]}, step {t}", np.unique(target, return_index=True)[1][:10]
         fig = charts.scatter_2d(tr, t, title) if kind == "mixture" else charts.montage(tr, t, picks, w, title)

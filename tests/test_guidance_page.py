@@ -59,8 +59,19 @@ def test_preset_adaptive_guidance_uses_fewer_than_two_model_calls_per_step(open_
     assert _metrics(at, "accuracy")[1] >= 0.95
 
 
+def test_default_link_shows_the_shipped_final_digits_cfg_saturated_apg_not(open_page):
+    at = open_page(PAGE)
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="model").value == "unet" and at.slider(key="t").value == 24  # the final step
+    cfg, apg = _metrics(at, "saturation")
+    assert cfg > 0.3 and apg < 0.5 * cfg  # shipped: 0.438 vs 0.062 (the paper's APG, η = 0, r = 2, β = −0.5)
+    finals = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")[:2]]
+    assert ["saturated" in f["layout"]["title"]["text"] for f in finals] == [True, True]
+    assert finals[0]["data"][0]["colorscale"][0][1] in ("rgb(0,0,0)", "#000000", "rgb(0, 0, 0)")  # grey, not RdBu
+
+
 def test_defaults_render_both_guiders_and_their_curves(open_page):
-    at = open_page(PAGE, steps="16")
+    at = open_page(PAGE, model="mixture", steps="16")
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 4  # two views, norms, cos
     assert _metrics(at, "model calls") == [32.0, 32.0]
