@@ -66,7 +66,7 @@ def _quadratic_problem():
     linear.weight.copy_(a)
     target = a @ torch.tensor([0.3, -0.4, 0.5])
     return make_problem(
-        "rotated quadratic", linear, lambda y: (y - target).square().sum(-1), -torch.ones(3), torch.ones(3)
+        linear, lambda y: (y - target).square().sum(-1), lo=-torch.ones(3), hi=torch.ones(3), name="rotated quadratic"
     )
 
 
@@ -199,7 +199,7 @@ def test_best_curve_holds_the_last_value_after_an_early_stop():
 def test_bad_problems_are_refused_with_a_message(kwargs, message):
     model = nn.Linear(2, 4)  # a surrogate with 2 inputs
     with pytest.raises(OptiscopeError, match=message):
-        make_problem("bad", model, lambda y: y.sum(-1), **kwargs)
+        make_problem(model, lambda y: y.sum(-1), name="bad", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_hybrid_on_cuda_matches_cpu(cuda):
     """One problem and seed on both devices (randomness is drawn on the CPU): the same path to float tolerance."""
     cpu = surrogate(10, seed=0)
     twin = surrogate(10, seed=0)
-    gpu = make_problem(twin.name, twin.model.to(cuda), twin.outer, twin.lo.to(cuda), twin.hi.to(cuda))
+    gpu = make_problem(twin.model.to(cuda), twin.outer, lo=twin.lo.to(cuda), hi=twin.hi.to(cuda), name=twin.name)
     runs = [list(run(p, budget=BUDGET, goal=GOAL, seed=0)) for p in (cpu, gpu)]
     assert runs[1][-1].x.device.type == "cuda" and runs[1][-1].value <= GOAL and runs[0][-1].value <= GOAL
     head = min(len(runs[0]), len(runs[1]), 30)

@@ -3,7 +3,7 @@
 Black-box optimization of ``f(Phi(x))`` where ``Phi`` is a neural surrogate (Bouchet & Vidal 2025): an
 adversarial-attack step on the surrogate proposes the move, a mesh-adaptive direct search (MADS,
 https://doi.org/10.1137/040603371) keeps the convergence guarantee, and their hybrid runs the attack first.
-``run(problem, x0, *, config=SearchConfig(...), budget, goal, seed)`` yields one frozen
+``run(problem, *, x0, config=SearchConfig(...), budget, goal, seed)`` yields one frozen
 :class:`~core.blackbox.search.SearchState` per iteration; CMA-ES (``cma``), CBO (``core.cbo``) and NOMAD's MADS
 (``PyNomadBBO``) run on the same problems through :func:`compare` and :func:`nomad`.
 """

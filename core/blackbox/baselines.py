@@ -42,8 +42,8 @@ def _state(problem, step, u_best, value, evaluations, success, points_u, values)
 
 def cma_es(
     problem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     budget: int = 2000,
     goal: float | None = None,
     sigma: float = CMA_SIGMA,
@@ -104,8 +104,8 @@ def _cma_loop(problem, u0, budget, goal, sigma, seed) -> Iterator[SearchState]:
 
 def cbo_search(
     problem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     budget: int = 2000,
     goal: float | None = None,
     n_particles: int = CBO_PARTICLES,
@@ -183,7 +183,7 @@ class History:
     stop_reason: str
 
 
-def nomad(problem, x0: torch.Tensor | None = None, *, budget: int = 500, seed: int = 0) -> History:
+def nomad(problem, *, x0: torch.Tensor | None = None, budget: int = 500, seed: int = 0) -> History:
     r"""NOMAD's mesh-adaptive direct search (MADS): https://arxiv.org/abs/2104.11627
 
     ``PyNomad.optimize`` in the unit cube with ``MAX_BB_EVAL budget``, ``SEED seed``, ``DISPLAY_DEGREE 0``

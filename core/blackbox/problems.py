@@ -72,22 +72,22 @@ class Problem:
 
 
 def make_problem(
-    name: str,
     model: Callable[[torch.Tensor], torch.Tensor],
     outer: Callable[[torch.Tensor], torch.Tensor],
+    *,
     lo: torch.Tensor,
     hi: torch.Tensor,
-    *,
+    name: str = "problem",
     x0: torch.Tensor | None = None,
     optimum: float | None = None,
     x_star: torch.Tensor | None = None,
 ) -> Problem:
     """A checked :class:`Problem`: bounds with ``lo < hi``, a start inside them, a model that takes d inputs.
 
-    >>> p = make_problem("sphere", lambda x: x, lambda y: y.square().sum(-1), -torch.ones(2), torch.ones(2))
+    >>> p = make_problem(lambda x: x, lambda y: y.square().sum(-1), lo=-torch.ones(2), hi=torch.ones(2))
     >>> p(torch.tensor([[0.5, 0.5]]))
     tensor([0.5000])
-    >>> make_problem("bad", lambda x: x, lambda y: y.sum(-1), torch.ones(2), torch.ones(2))
+    >>> make_problem(lambda x: x, lambda y: y.sum(-1), lo=torch.ones(2), hi=torch.ones(2))
     Traceback (most recent call last):
     core.errors.OptiscopeError: Expected bounds with lo < hi in every coordinate, but got lo=[1.0, 1.0], hi=[1.0, 1.0]
     """
@@ -166,7 +166,7 @@ def surrogate(d: int, *, seed: int = 0) -> Problem:
         y_star = model(x_star[None])[0]  # (m,)
     outer = _distance_to(y_star)
     return make_problem(
-        f"surrogate d={d} #{seed}", model, outer, -torch.ones(d), torch.ones(d), optimum=0.0, x_star=x_star
+        model, outer, lo=-torch.ones(d), hi=torch.ones(d), name=f"surrogate d={d} #{seed}", optimum=0.0, x_star=x_star
     )
 
 
@@ -195,7 +195,14 @@ def landscape(name: str, d: int) -> Problem:
     x_star = objective.minimiser(d)
     x0 = torch.full((d,), lo + 0.2 * (hi - lo))  # off-centre: several landscapes have x* at the centre
     return make_problem(
-        name, nn.Identity(), objective.fn, torch.full((d,), lo), torch.full((d,), hi), x0=x0, optimum=0.0, x_star=x_star
+        nn.Identity(),
+        objective.fn,
+        lo=torch.full((d,), lo),
+        hi=torch.full((d,), hi),
+        name=name,
+        x0=x0,
+        optimum=0.0,
+        x_star=x_star,
     )
 
 
@@ -223,7 +230,12 @@ def train_surrogate(name: str, d: int, *, n_samples: int = 512, steps: int = 300
         loss.backward()
         opt.step()
     return make_problem(
-        f"{name} surrogate (fit {steps} steps)", model.requires_grad_(False), _scalar, truth.lo, truth.hi, x0=truth.x0
+        model.requires_grad_(False),
+        _scalar,
+        lo=truth.lo,
+        hi=truth.hi,
+        name=f"{name} surrogate (fit {steps} steps)",
+        x0=truth.x0,
     )
 
 
@@ -235,7 +247,9 @@ def zoo_classifier(model: nn.Module, target: int, *, name: str = "zoo classifier
     target = check_int("target", target, 0, 9)
     device = next(model.parameters()).device
     lo, hi = torch.zeros(64, device=device), torch.ones(64, device=device)
-    return make_problem(f"{name} → {target}", model, _CrossEntropy(target), lo, hi, x0=torch.full_like(lo, 0.5))
+    return make_problem(
+        model, _CrossEntropy(target), lo=lo, hi=hi, name=f"{name} → {target}", x0=torch.full_like(lo, 0.5)
+    )
 
 
 class _CrossEntropy:

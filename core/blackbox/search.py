@@ -163,8 +163,8 @@ def check_run(problem, x0, budget: int, seed: int, goal: float | None) -> tuple[
 
 def run(
     problem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     config: SearchConfig = SearchConfig(),
     budget: int = 2000,
     goal: float | None = None,
