@@ -115,6 +115,15 @@ LABS = (
         topic="optimizers",
     ),
     Lab(
+        slug="optimizer_race",
+        title="Optimizer race",
+        icon=":material/sprint:",
+        pitch="Learning-rate-free optimizers at frozen defaults race a tuned NadamW, scored the AlgoPerf way.",
+        paper="How far away are truly hyperparameter-free learning algorithms?",
+        arxiv="2505.24005",
+        topic="optimizers",
+    ),
+    Lab(
         slug="exploration",
         title="Reward-free exploration",
         icon=":material/explore:",
@@ -122,6 +131,24 @@ LABS = (
         paper="Optimal Horizon-Free Reward-Free Exploration for Linear Mixture MDPs",
         arxiv="2303.10165",
         topic="privacy-rl",
+    ),
+    Lab(
+        slug="blackbox",
+        title="Black-box optimization",
+        icon=":material/explore_nearby:",
+        pitch="Attack a neural surrogate to choose the next move, and race direct search, CMA-ES and CBO per evaluation.",
+        paper="Optimization by Directional Attacks: Solving Problems with Neural Network Surrogates",
+        arxiv="2510.01461",
+        topic="gradient-free",
+    ),
+    Lab(
+        slug="explanations",
+        title="Which explanation?",
+        icon=":material/compare:",
+        pitch="Eight attribution methods as one linear fit on eight neighbourhoods: pick the one that matches your question.",
+        paper="Which Explanation Should I Choose? A Function Approximation Perspective to Characterizing Post Hoc Explanations",
+        arxiv="2206.01254",
+        topic="interpretability",
     ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}

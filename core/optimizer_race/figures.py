@@ -34,14 +34,14 @@ def race_figure(
     titles = [t for w in workloads for t in (f"{WORKLOADS[w].title}: {WORKLOADS[w].metric}", "LR belief")]
     fig = make_subplots(rows=len(workloads), cols=2, subplot_titles=titles, column_widths=[0.62, 0.38])
     for row, w in enumerate(workloads, start=1):
-        fig.add_hline(y=targets[w], line_dash="dash", line_color="black", row=row, col=1)
         by_opt: dict[str, list[Study]] = {}
         for s in studies:
             if s.workload == w:
                 by_opt.setdefault(s.optimizer, []).append(s)
         for group in by_opt.values():
             _add_study(fig, median_study(group, targets[w], clock), targets[w], clock, row, show=row == 1)
-        fig.update_yaxes(type="log", row=row, col=2)
+        fig.add_hline(y=targets[w], line_dash="dash", line_color="black", row=row, col=1)  # after the traces:
+        fig.update_yaxes(type="log", row=row, col=2)  # plotly skips lines on a subplot that is still empty
     fig.update_xaxes(title_text="CPU s" if clock == "seconds" else "step", row=len(workloads))
     fig.update_layout(height=260 * len(workloads), margin={"t": 40, "b": 30}, legend={"orientation": "h"})
     return fig

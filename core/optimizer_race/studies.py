@@ -186,6 +186,7 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calibrate", nargs="*", metavar="WORKLOAD", help="rerun the target-setting grid, print it")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), help="race only these workloads")
+    parser.add_argument("--optimizers", nargs="+", default=list(RACE), help="race only these optimizers")
     parser.add_argument("--out", type=Path, default=ASSET, help="where to write the race (JSON)")
     args = parser.parse_args()
     if args.calibrate is not None:
@@ -193,7 +194,7 @@ def _main() -> None:
             *_, grid = calibrate(key)
             print(f"{key}: best lr {grid.best_lr:g}, target {grid.target!r}, grid {grid.median_best}")
         return
-    *_, done = race(args.workloads)
+    *_, done = race(args.workloads, args.optimizers)
     save_race(done.studies, args.out)
     print(f"wrote {len(done.studies)} studies to {args.out}")
 
