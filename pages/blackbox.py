@@ -56,10 +56,9 @@ methods = [m for m in blackbox.SOLVERS if centred or "centred" not in m]
 def build(kind: str, d: int, landscape: str, zoo_name: str, target: int, count: int, seed: int):
     model = ui.zoo_model(zoo_name) if kind == "zoo" else None
     d = 64 if kind == "zoo" else d
-    found = problems.instances(
+    return problems.instances(
         kind, d=d, count=count, seed=seed, landscape_name=landscape, model=model, target=target, device=ui.device()
     )
-    return found
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the search on the slice…")

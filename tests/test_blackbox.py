@@ -230,6 +230,10 @@ def test_bad_configs_and_budgets_are_refused():
         cma_es(surrogate(2, seed=0), budget=0)
     with pytest.raises(OptiscopeError, match="at least 2 swarms"):
         cbo_search(surrogate(2, seed=0), budget=60, n_particles=50)
+    with pytest.raises(
+        OptiscopeError, match="evaluations \\(methods × problems × seeds × budget\\); the budget is 3e\\+05"
+    ):
+        compare([surrogate(2, seed=0)], list(SOLVERS), seeds=range(10), budget=10_000)
     with pytest.raises(OptiscopeError, match="methods among"):
         compare([surrogate(2, seed=0)], ["newton"])
     with pytest.raises(OptiscopeError, match="a Problem"):
