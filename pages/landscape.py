@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from core import landscape as ll
 from core.landscape import models as lab
+from pages import _landscape_charts as charts
 from pages import _ui as ui
 
 ui.header("landscape")
@@ -84,14 +85,19 @@ def surfaces_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
     fig = make_subplots(len(data), 2, specs=[[{"type": "scene"}, {"type": "xy"}]] * len(data), subplot_titles=titles)
     for r, (m, loss) in enumerate(data.items(), start=1):
         zz, scale = z(loss).T, {"colorscale": "Viridis"}  # plotly wants z[y][x]; ours is loss[a][b]
-        fig.add_trace(go.Surface(x=c, y=c, z=zz, cmin=lo, cmax=hi, showscale=r == 1, **scale), r, 1)
+        bar = {"title": f"{ZLABEL}loss", "len": 0.8}
+        fig.add_trace(go.Surface(x=c, y=c, z=zz, cmin=lo, cmax=hi, showscale=r == 1, colorbar=bar, **scale), r, 1)
         fig.add_trace(go.Contour(x=c, y=c, z=zz, zmin=lo, zmax=hi, showscale=False, ncontours=30, **scale), r, 2)
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=RED_X, name=f"θ {m}"), r, 2)
-    if name in lab.CHECKPOINTS and not upload:
+    if name in lab.CHECKPOINTS and not upload and len(c) == n:  # the coarse passes paint without the replay
         p = path_coords(source, axes, i, j, seed)
         fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 2)
         fig.update_xaxes(range=[-extent, extent], row=1, col=2).update_yaxes(range=[-extent, extent], row=1, col=2)
     legend = {"orientation": "h", "y": -0.08, "x": 0.5, "xanchor": "center"}
+    # the whole surface in view: a lower, farther camera and a flatter box than plotly's default cube
+    scene = {"camera_eye": {"x": 1.6, "y": -1.6, "z": 0.9}, "aspectratio": {"x": 1, "y": 1, "z": 0.6}}
+    scene |= {"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": f"{ZLABEL}loss"}
+    fig.update_scenes(**scene).update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
     return fig.update_layout(height=480 * len(data), title=title, margin={"t": 80, "b": 60}, legend=legend)
 
 
@@ -125,17 +131,11 @@ RE = r"re = \left|\min_k \theta_k / \max_k \theta_k\right|"
 with ui.errors("the Hessian spectrum"):
     spec = {m: spectrum(src, k, seed, up) for m, (src, up) in sources.items()}
     left, right = st.columns(2)
-    main, slq = spec[name], f"{spec[name].slq_runs} runs × {spec[name].slq_steps} Lanczos steps"
-    dens = go.Figure([go.Scatter(x=s.grid, y=np.maximum(s.density, 1e-12), name=m) for m, s in spec.items()])
-    dens.update_layout(title=f"Eigenvalue density (SLQ, {slq})", yaxis_type="log", xaxis_title="λ")
-    ui.chart(dens, "density", data={m: {"grid": s.grid, "density": s.density} for m, s in spec.items()}, where=left)
-    tops = go.Figure([go.Bar(x=list(range(1, k + 1)), y=s.top, name=m) for m, s in spec.items()])
-    lanczos = f"{main.num_hvps} HVPs{'' if main.converged else ', not converged'}"
-    tops.update_layout(title=f"Top-{k} eigenvalues (Lanczos, {lanczos})", xaxis_title="i", yaxis_title="λᵢ")
-    ui.chart(tops, "top-k", data={m: s.top for m, s in spec.items()}, where=right)
-    bars = [go.Bar(x=[s.name for s in v.layers], y=[s.lambda_max for s in v.layers], name=m) for m, v in spec.items()]
-    layers = go.Figure(bars).update_layout(title="Per-layer λmax (diagonal Hessian blocks)", yaxis_type="log")
-    ui.chart(layers, "layers", data={m: [vars(s) for s in v.layers] for m, v in spec.items()}, where=left)
+    density = {m: {"grid": s.grid, "density": s.density} for m, s in spec.items()}
+    ui.chart(charts.density_figure(spec), "density", data=density, where=left)
+    ui.chart(charts.top_figure(spec, k), "top-k", data={m: s.top for m, s in spec.items()}, where=right)
+    layers = {m: [vars(s) for s in v.layers] for m, v in spec.items()}
+    ui.chart(charts.layers_figure(spec), "layers", data=layers, where=left)
     for m, s in spec.items():
         values = {f"λmax ({m})": s.top[0], f"tr H ({m})": s.trace.trace, f"re ({m})": s.criteria["re"]}
         helps = {f"tr H ({m})": f"Hutch++, standard error ± {s.trace.stderr:.2g}", f"re ({m})": "|λmin/λmax|"}
