@@ -62,8 +62,12 @@ def swarm_figure(
     for label, p in (paths or {}).items():
         fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", marker={"size": 3}, name=f"{label} path")
     fig.add_scatter(x=x_star[:1], y=x_star[1:2], mode="markers", marker=STAR, name="x*")
-    fig.update_xaxes(range=box, title="x0").update_yaxes(range=box, title="x1", scaleanchor="x")
-    return fig.update_layout(height=560, margin={"t": 30}, legend={"orientation": "h", "y": 1.08})
+    # constrain="domain": the square plot shrinks instead of widening x beyond the box; no grid lines over the picture
+    axes = {"range": box, "constrain": "domain", "showgrid": background is None, "zeroline": False}
+    fig.update_xaxes(title="x0", **axes).update_yaxes(title="x1", scaleanchor="x", **axes)
+    legend = {"orientation": "v", "x": 1.02, "y": 1, "xanchor": "left"}  # beside the square, never over the swarm
+    title = "Particles (blue) and their consensus point v (red ×) on the landscape f (dark = low); gold star: x*"
+    return fig.update_layout(height=560, margin={"t": 40}, legend=legend, title=title)
 
 
 def replay_frames(tr: Trace) -> list[go.Frame]:
@@ -78,7 +82,14 @@ def decay_figure(tr: Trace, rates: Mapping[str, float]) -> go.Figure:
     for kind, rate in rates.items():
         fig.add_scatter(x=tr.time, y=tr.theory_V(rate), line={"dash": "dash"}, name=f"theory {kind}: rate {rate:.3g}")
     fig.update_yaxes(type="log", range=[np.log10(max(tr.V.min(), 1e-12)) - 0.5, np.log10(tr.V.max()) + 0.5])
-    return fig.update_layout(xaxis_title="t", height=380, legend={"orientation": "h", "y": -0.25})
+    title = "Spread V(t) of the swarm around x* against the mean-field rates"
+    return fig.update_layout(
+        xaxis_title="time t = step · dt",
+        yaxis_title="V(t) (log)",
+        height=380,
+        title=title,
+        legend={"orientation": "h", "y": -0.25},
+    )
 
 
 def error_figure(tr: Trace, tol: float = 0.25) -> go.Figure:
@@ -91,7 +102,8 @@ def error_figure(tr: Trace, tol: float = 0.25) -> go.Figure:
 def weights_figure(weights: np.ndarray) -> go.Figure:
     """The histogram of log10 consensus weights."""
     fig = go.Figure(go.Histogram(x=np.log10(np.maximum(weights, 1e-300)), nbinsx=60))
-    return fig.update_layout(xaxis_title="log10 weight", yaxis_title="particles", height=300)
+    title = "Consensus weights ω_α(x_i) = e^(−α f(x_i)), normalised"
+    return fig.update_layout(xaxis_title="log10 weight", yaxis_title="particles", height=300, title=title)
 
 
 def phase_figure(phase: PhaseProgress) -> go.Figure:
@@ -99,4 +111,5 @@ def phase_figure(phase: PhaseProgress) -> go.Figure:
     z = phase.success.numpy()
     cells = {"zmin": 0, "zmax": 1, "colorscale": "RdYlGn", "text": np.round(z, 2), "texttemplate": "%{text}"}
     fig = go.Figure(go.Heatmap(x=list(map(str, phase.ns)), y=list(map(str, phase.sigmas)), z=z, **cells))
-    return fig.update_layout(xaxis_title="N particles", yaxis_title="σ", height=380)
+    title = "Success rate (‖v − x*‖∞ < 0.25) per (σ, N)"
+    return fig.update_layout(xaxis_title="N particles", yaxis_title="σ", height=380, title=title)
