@@ -96,6 +96,11 @@ def sample(
     x = inputs_of(nb, xi, x0, features)
     if weights is None:
         weights = _exp_kernel(x0, x, config.kernel_width) if nb.key == "binary" else torch.ones_like(xi[:, 0])
+    if not float(weights.sum()) > 0:
+        raise OptiscopeError(
+            f"Every sample's kernel weight underflows to 0 with `kernel_width` {config.kernel_width}: the masked "
+            "inputs are too far from x₀ for it; raise it (about the norm of x₀ for images)"
+        )
     return Samples(xi, x, weights)
 
 
@@ -266,3 +271,12 @@ def neighbourhood_samples(
     n_samples = check_int("n_samples", n_samples, 1, 100_000)
     gen = torch.Generator(device=inputs.device).manual_seed(check_int("seed", seed, 0))
     return sample(nb, inputs, features, n_samples, gen, config)
+
+
+def feature_values(x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Each feature's mean over its elements, per row: (n, *input) → (n, d) (the columns themselves for tables)."""
+    d = int(features.max()) + 1
+    flat = features.flatten()
+    counts = torch.zeros(d, device=x.device, dtype=x.dtype).index_add_(0, flat, torch.ones_like(flat, dtype=x.dtype))
+    sums = torch.zeros(len(x), d, device=x.device, dtype=x.dtype).index_add_(1, flat, x.flatten(1))
+    return sums / counts
