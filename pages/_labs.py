@@ -150,6 +150,15 @@ LABS = (
         arxiv="2206.01254",
         topic="interpretability",
     ),
+    Lab(
+        slug="privacy",
+        title="Private optimization",
+        icon=":material/shield_lock:",
+        pitch="Train across clients under (ε, δ)-DP: DIFF2's private gradient differences against DP-GD, ε drawn as spent.",
+        paper="DIFF2: Differential Private Optimization via Gradient Differences for Nonconvex Distributed Learning",
+        arxiv="2302.03884",
+        topic="privacy-rl",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 
