@@ -72,7 +72,7 @@ def heat(probs: np.ndarray) -> go.Heatmap:
 def heat_strip(r: asvm.Run, ks: list[int]) -> go.Figure:
     """The softmax of every sequence (rows) over its tokens, replayed over the steps `ks`."""
     fig = go.Figure(heat(r.probs[ks[0]])).update_layout(height=320, xaxis_title="token t", yaxis_title="sequence i")
-    fig.update_layout(margin={"t": 30}, yaxis={"autorange": "reversed"})
+    fig.update_layout(margin={"t": 30}, yaxis={"autorange": "reversed", "dtick": 1}, xaxis={"dtick": 1})
     return ui.animate(fig, [go.Frame(data=[heat(r.probs[k])], name=str(k)) for k in ks], duration_ms=80)
 
 
