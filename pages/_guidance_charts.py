@@ -68,12 +68,13 @@ def montage(trace, t: int, picks: np.ndarray, w: float, title: str) -> go.Figure
 def final_samples(trace, picks: np.ndarray, title: str, saturation: float) -> go.Figure:
     """The final samples, one per class, in grey on [−1, 1]; saturated pixels (|x| > 1.1) marked red."""
     images = list(trace.x[-1][picks, 0])  # (H, W) each
-    fig = ui.image_grid(images, [f"class {k}" for k in range(len(images))], columns=5, zmin=-1, zmax=1, height=150)
+    fig = ui.image_grid(images, columns=5, zmin=-1, zmax=1, height=125)  # classes 0-4, then 5-9
     for i, image in enumerate(images):
         burnt = np.where(np.abs(image) > SATURATED, 1.0, np.nan)
         red = go.Heatmap(z=burnt, colorscale=[[0, "red"], [1, "red"]], showscale=False, hoverinfo="skip", opacity=0.6)
         fig.add_trace(red, i // 5 + 1, i % 5 + 1)
-    return fig.update_layout(title=f"{title}: {saturation:.1%} of pixels saturated (red)", margin_t=60)
+    title = f"{title}<br>final samples, digits 0-9: <b>{saturation:.1%}</b> of pixels saturated (red)"
+    return fig.update_layout(title=title, margin_t=70)
 
 
 def norms_chart(norms: pd.DataFrame, t: int) -> go.Figure:
