@@ -18,7 +18,7 @@ def overlay(
     fig = ui.image_grid([rgb] * (len(panels) + 1), ["image", *(titles or panels)], height=260)
     for col, (name, heat) in enumerate(panels.items(), start=2):
         fig.add_trace(go.Heatmap(z=heat, name=name, showscale=col == 2, **HEAT), 1, col)
-    return fig.update_layout(title=title, margin_t=80 if title else 30)
+    return fig.update_layout(title=title, margin_t=100 if title else 30, title_y=0.97)
 
 
 def hit_title(name: str, hit: bool | None) -> str:

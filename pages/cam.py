@@ -90,7 +90,7 @@ with ui.errors("the maps"):
     groups = {k: v.cpu().numpy() for k, v in group_maps(res, image.shape[-2:]).items()}
     kept, dropped = res.summary()["dominant channels"], res.summary()["noise channels (dropped)"]
     counts = {"all channels": k, "clusters": k - kept - dropped, "dominant": kept, "noise (dropped)": dropped}
-    group_titles = [f"{g}: {counts[g]} channels" for g in groups]
+    group_titles = [f"{g}<br>{counts[g]} channels, peak {groups[g].max():.2f}" for g in groups]
     title = "Grad-CAM from the channels CF-CAM keeps and drops (on Grad-CAM's scale: 1 = its peak)"
     ui.chart(charts.overlay(image, groups, group_titles, title), "groups", data=groups, name="cam-groups")
     ui.explainer("the maps", cam.FORMULAS["maps"], res.summary(), "arXiv:2504.00060, 1610.02391", text=MAP_TEXT)
