@@ -72,7 +72,7 @@ def test_restart_one_is_dp_gd_every_round_a_full_private_gradient():
     data = load("unit-logistic", n_samples=500)
     states = list(run("logistic", data, config=PrivateConfig(restart=1), steps=30, seed=3))
     assert all(s.restart for s in states)
-    c = calibrate(1.0, 1e-5, 30, 1)
+    c = calibrate(1.0, 1e-5, rounds=30, restart=1)
     assert c.z_full == pytest.approx(math.sqrt(c.order * 30 / 1.0)) and c.difference_rounds == 0  # z_GD = √(αR/ε)
     # DP-GD by hand: x <- x - η (mean clip(g_i) + N(0, (z 2c/N)^2)), same generator stream
     g, x, n = torch.Generator().manual_seed(3), torch.zeros(21, dtype=torch.float64), 500
@@ -90,9 +90,9 @@ def test_restart_one_is_dp_gd_every_round_a_full_private_gradient():
 @pytest.mark.parametrize("epsilon", [0.3, 1.0, 3.0, 5.0])
 @pytest.mark.parametrize(("rounds", "restart"), [(200, 1), (200, 10), (300, 25), (100, 7)])
 def test_accountant_epsilon_never_exceeds_the_target(epsilon, rounds, restart):
-    c = calibrate(epsilon, 1e-5, rounds, restart)
+    c = calibrate(epsilon, 1e-5, rounds=rounds, restart=restart)
     spent = ledger(c, 1e-5, restart)
-    classic = classic_epsilon(c, 1e-5, c.full_rounds, c.difference_rounds)
+    classic = classic_epsilon(c, 1e-5, full=c.full_rounds, difference=c.difference_rounds)
     assert spent[-1] <= classic <= epsilon * (1 + 1e-12)
     assert (spent[1:] >= spent[:-1]).all() and spent[0] > 0  # spent as it is spent, never more than the target
 
@@ -100,9 +100,13 @@ def test_accountant_epsilon_never_exceeds_the_target(epsilon, rounds, restart):
 def test_accountant_matches_the_notes_numbers():
     # notes §2b: opacus / classic ε for target 1, R = 200: DP-GD 0.795 / 0.980, DIFF2 (T = 10) 0.786 / 0.970
     for restart, (opacus_eps, classic) in {1: (0.795, 0.980), 10: (0.786, 0.970)}.items():
-        c = calibrate(1.0, 1e-5, 200, restart)
-        assert rdp_epsilon(c, 1e-5, c.full_rounds, c.difference_rounds) == pytest.approx(opacus_eps, abs=1e-3)
-        assert classic_epsilon(c, 1e-5, c.full_rounds, c.difference_rounds) == pytest.approx(classic, abs=1e-3)
+        c = calibrate(1.0, 1e-5, rounds=200, restart=restart)
+        assert rdp_epsilon(c, 1e-5, full=c.full_rounds, difference=c.difference_rounds) == pytest.approx(
+            opacus_eps, abs=1e-3
+        )
+        assert classic_epsilon(c, 1e-5, full=c.full_rounds, difference=c.difference_rounds) == pytest.approx(
+            classic, abs=1e-3
+        )
 
 
 def test_regime_boundary_is_n_epsilon_equal_root_d():

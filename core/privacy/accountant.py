@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class Calibration:
     difference_rounds: int
 
 
-def calibrate(epsilon: float, delta: float, rounds: int, restart: int) -> Calibration:
+def calibrate(epsilon: float, delta: float, *, rounds: int, restart: int) -> Calibration:
     r"""The authors' calibration (DIFF2): https://arxiv.org/abs/2302.03884
 
     α = 1 + ⌈2 ln(1/δ)/ε⌉; z_full = √(κ α ⌈R/T⌉ / (4 ε)) with κ = 4u for T > 1 and 4 for T = 1 (DP-GD), the
@@ -34,7 +35,7 @@ def calibrate(epsilon: float, delta: float, rounds: int, restart: int) -> Calibr
     z_difference = √(u α R / ((u - 1) ε)). The full rounds spend ε/(2u) of Rényi budget, the differences
     at most (u - 1)ε/(2u), and ln(1/δ)/(α - 1) ≤ ε/2: ε in all by the classic conversion.
 
-    >>> c = calibrate(1.0, 1e-5, 200, 1)
+    >>> c = calibrate(1.0, 1e-5, rounds=200, restart=1)
     >>> c.order, round(c.z_full, 2), c.full_rounds
     (25, 70.71, 200)
     """
@@ -50,7 +51,7 @@ def calibrate(epsilon: float, delta: float, rounds: int, restart: int) -> Calibr
     )
 
 
-def rdp_epsilon(calibration: Calibration, delta: float, full: int, difference: int) -> float:
+def rdp_epsilon(calibration: Calibration, delta: float, *, full: int, difference: int) -> float:
     """ε after ``full`` and ``difference`` rounds, by opacus's ``RDPAccountant`` (sampling rate 1: every sample)."""
     accountant = RDPAccountant()
     accountant.history = [
@@ -67,22 +68,29 @@ def rdp_epsilon(calibration: Calibration, delta: float, full: int, difference: i
         return float(accountant.get_epsilon(delta, alphas=orders))
 
 
-def classic_epsilon(calibration: Calibration, delta: float, full: int, difference: int) -> float:
+def classic_epsilon(calibration: Calibration, delta: float, *, full: int, difference: int) -> float:
     """The cross-check: the Gaussian mechanism's RDP α/(2z²) per round, summed, plus ln(1/δ)/(α - 1) at α."""
     a = calibration.order
     rdp = full * a / (2 * calibration.z_full**2) + difference * a / (2 * calibration.z_difference**2)
     return rdp + math.log(1 / delta) / (a - 1)
 
 
+@functools.lru_cache(maxsize=64)
 def ledger(calibration: Calibration, delta: float, restart: int) -> np.ndarray:
     """The opacus ε spent after each round (r = 0..R-1) of a schedule restarting every ``restart`` rounds.
+
+    Cached (every seed of a schedule spends the same), so the array is read-only.
 
     Shapes:
         -> (R,)
     """
     rounds = calibration.full_rounds + calibration.difference_rounds
     full = np.arange(rounds) // restart + 1
-    return np.array([rdp_epsilon(calibration, delta, int(f), r + 1 - int(f)) for r, f in enumerate(full)])
+    spent = np.array(
+        [rdp_epsilon(calibration, delta, full=int(f), difference=r + 1 - int(f)) for r, f in enumerate(full)]
+    )
+    spent.flags.writeable = False
+    return spent
 
 
 def regime_ratio(n: float, epsilon: float, d: float) -> float:

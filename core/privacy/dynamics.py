@@ -118,7 +118,9 @@ def _loop(model, inputs, target, task, config, steps, seed) -> Iterator[PrivateS
     per_sample = per_sample_gradients(model, d, task)
     x = init_parameters(model, d, seed=seed, like=inputs)
     g = generator(seed, inputs.device)
-    calibration = calibrate(config.epsilon, config.delta, steps, config.restart) if config.private else None
+    calibration = (
+        calibrate(config.epsilon, config.delta, rounds=steps, restart=config.restart) if config.private else None
+    )
     spent = ledger(calibration, config.delta, config.restart) if calibration else [math.inf] * steps
     x_prev = grads_prev = v = None
     for r in range(steps):
@@ -141,9 +143,15 @@ def _loop(model, inputs, target, task, config, steps, seed) -> Iterator[PrivateS
         loss, error = losses.mean(), (v - true_grad).pow(2).sum()
         diverged = not bool(torch.isfinite(loss) & torch.isfinite(error))
         yield PrivateState(
-            step=r, loss=float(loss), grad_norm=float(true_grad.norm()), error=float(error),
-            epsilon=float(spent[r]), restart=full, diverged=diverged, params=x.detach().clone(),
-        )  # fmt: skip
+            step=r,
+            loss=float(loss),
+            grad_norm=float(true_grad.norm()),
+            error=float(error),
+            epsilon=float(spent[r]),
+            restart=full,
+            diverged=diverged,
+            params=x.detach().clone(),
+        )
         if diverged:
             return
         x_prev, grads_prev, x = x, grads, x - config.lr * v
