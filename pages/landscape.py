@@ -93,12 +93,12 @@ def surfaces_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
         p = path_coords(source, axes, i, j, seed)
         fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 2)
         fig.update_xaxes(range=[-extent, extent], row=1, col=2).update_yaxes(range=[-extent, extent], row=1, col=2)
-    legend = {"orientation": "h", "y": -0.08, "x": 0.5, "xanchor": "center"}
+    legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the contour's axis title
     # the whole surface in view: a lower, farther camera and a flatter box than plotly's default cube
     scene = {"camera_eye": {"x": 1.6, "y": -1.6, "z": 0.9}, "aspectratio": {"x": 1, "y": 1, "z": 0.6}}
     scene |= {"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": f"{ZLABEL}loss"}
     fig.update_scenes(**scene).update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
-    return fig.update_layout(height=480 * len(data), title=title, margin={"t": 80, "b": 60}, legend=legend)
+    return fig.update_layout(height=480 * len(data), title=title, margin={"t": 80, "b": 90}, legend=legend)
 
 
 def slices_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
