@@ -20,7 +20,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -252,7 +251,7 @@ def report(runs: list[dict], count: int) -> list[str]:
     lines = [
         "# Cluster: 1 vs N replicas behind HAProxy, Redis as the shared result cache",
         "",
-        f"`python bench/cluster.py --sessions {count}` on {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
+        f"`python bench/cluster.py --sessions {count}` on {os.cpu_count()} "
         f"CPU cores shared with other work (load average at the end {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}). Each row: a fresh "
         "`deploy/cluster.py start` (cold replica caches, empty Redis), then the teacher's warm-up: the heavy view's sweep "
         "computed once (1 replica: locally; 3 replicas: on a local `ray start --head --num-cpus=2`) and written to Redis; "
