@@ -24,7 +24,8 @@ DIGITS = ("empirical", "unet")
 ui.header("guidance")
 ui.presets(
     {
-        "CFG burns at w = 15": {"w": 15.0, "eta": 0.0, "r": 0.0, "beta": 0.0, "left": "cfg", "right": "apg"},
+        "CFG burns at w = 15": {"model": "mixture", "steps": 64, "w": 15.0, "eta": 0.0, "r": 0.0, "beta": 0.0}
+        | {"left": "cfg", "right": "apg"},
         "APG with r and β (paper)": {"w": 15.0, "eta": 0.0, "r": 2.0, "beta": -0.5, "model": "unet", "steps": 25},
         "Adaptive guidance": {
             "w": 7.5,
@@ -97,12 +98,12 @@ def trajectory(kind: str, path: str, guider: G.GuiderConfig, steps: int, seed: i
 
 with ui.errors("the guided samples"):
     runs = [(key, *trajectory(kind, path, config(key), steps, seed)) for key in (left, right)]
-    st.caption(f"Same seed, same start. Sampler: {model(kind, path).sampler_name}. Guidance acts on the x0 prediction.")
     if kind in DIGITS:  # the paper's point first: the final samples, one per class, saturated pixels marked
         for j, (col, (key, tr, scores, target)) in enumerate(zip(st.columns(2), runs, strict=True)):
             picks, title = np.unique(target, return_index=True)[1][:10], f"{GUIDERS[key]}, w = {w:g}"
             fig = charts.final_samples(tr, picks, title, scores["saturation"])
             ui.chart(fig, key=f"final-{j}", name=f"guidance-{key}-final", data={"x": tr.x[-1]}, where=col)
+    st.caption(f"Same seed, same start. Sampler: {model(kind, path).sampler_name}. Guidance acts on the x0 prediction.")
     clamp("t", steps - 1)
     t = ui.slider("Step t (scrubber)", 0, steps - 1, steps - 1, "t", where=st)
     for j, (col, (key, tr, _, target)) in enumerate(zip(st.columns(2), runs, strict=True)):

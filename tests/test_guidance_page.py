@@ -110,14 +110,14 @@ def test_garbage_links_render_with_a_notice_and_no_exception(open_page, query):
     assert not at.exception, [e.value for e in at.exception]
     assert not any(e.value.startswith("Could not compute") for e in at.error)
     assert at.toast, "the page says which link values it could not use"
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 6  # the default model (digits): final samples ×2, step views ×2, norms, cos
 
 
 def test_pipeline_is_not_offered_without_a_server_root(open_page, monkeypatch):
     monkeypatch.delenv("OPTISCOPE_PIPELINE_ROOT", raising=False)
     at = open_page(PAGE, model="pipeline", pipeline="/etc")
     assert "pipeline" not in at.sidebar.selectbox(key="model").options
-    assert at.sidebar.selectbox(key="model").value == "mixture" and at.toast
+    assert at.sidebar.selectbox(key="model").value == "unet" and at.toast
     assert not at.text_input  # no folder field at all
 
 
@@ -137,7 +137,9 @@ def test_pipeline_folder_is_refused_outside_the_root_and_never_read_from_the_url
 
 def test_sweep_job_shows_cfg_leaving_the_circle_as_w_grows():
     # The page file on its own: through the router + switch_page, AppTest does not deliver a main-area click.
-    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120).run()  # 64 steps: APG at w = 15 is not stiff
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+    at.query_params["model"] = "mixture"
+    at.run()  # 64 steps: APG at w = 15 is not stiff
     at.button(key="guidance-sweep-start").click().run()
     deadline = time.monotonic() + 120
     while len(at.get("plotly_chart")) < 6 and time.monotonic() < deadline:
