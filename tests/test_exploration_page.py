@@ -28,7 +28,7 @@ def _array(values) -> np.ndarray:
 
 
 def test_preset_shows_random_stuck_and_ucrl_rfe_reaching_the_far_segment(open_page):
-    at = _ok(open_page(PAGE))
+    at = _ok(open_page(PAGE, episodes="5"))  # a light first paint; the preset sets K = 40
     _ok(at.sidebar.button(key="preset-0").click().run())
     assert at.slider(key="episodes").value == 40 and not at.error
     assert _metric(at, "Random: visits to states 9–11") == 0
