@@ -5,7 +5,10 @@ process, one torch thread. Reported: CPU time (``time.process_time``, which the 
 inflate) and wall time, per workload; the AlgoPerf scores on both clocks and both target sets; and our exact
 score against AlgoPerf's own integration (``np.trapz`` over 100 τ points, run here as ``np.trapezoid``).
 
-    python bench/optimizer_race.py [--quick] [--save]
+    python bench/optimizer_race.py [--quick] [--save] [--asset]
+
+``--asset`` scores the shipped race instead of rerunning it; its cost column is then the studies' own training
+CPU seconds (evaluation and set-up excluded), as recorded when the asset was made.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import publish  # noqa: E402
 from core.optimizer_race import RACE, WORKLOADS, performance_profile, race_times, score  # noqa: E402
-from core.optimizer_race.studies import PACKAGES, SEEDS, save_race, study  # noqa: E402
+from core.optimizer_race.studies import PACKAGES, SEEDS, load_race, save_race, study  # noqa: E402
 
 LIMIT_S = 300.0  # the issue's bar: a full race in at most 5 minutes on one thread
 
@@ -39,6 +42,12 @@ def run_race(workloads, seeds) -> tuple[list, dict[str, float], dict[str, float]
         cpu[w], wall[w] = time.process_time() - c0, time.perf_counter() - t0
         print(f"{w}: {cpu[w]:.1f} s CPU, {wall[w]:.1f} s wall", flush=True)
     return studies, cpu, wall
+
+
+def shipped_race() -> tuple[list, dict[str, float], dict[str, float]]:
+    """The shipped studies (made in several processes: no process CPU or wall time to report)."""
+    studies = list(load_race())
+    return studies, dict.fromkeys(WORKLOADS, float("nan")), dict.fromkeys(WORKLOADS, float("nan"))
 
 
 def algoperf_trapezoid(times, points: int = 100) -> dict[str, float]:
@@ -67,28 +76,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="digits_softmax only, one seed (not written)")
     parser.add_argument("--save", action="store_true", help="also write the race to assets/optimizer_race.json")
+    parser.add_argument("--asset", action="store_true", help="score the shipped race instead of rerunning it")
     args = parser.parse_args()
     torch.set_num_threads(1)
     workloads, seeds = (["digits_softmax"], (0,)) if args.quick else (list(WORKLOADS), SEEDS)
-    studies, cpu, wall = run_race(workloads, seeds)
+    studies, cpu, wall = shipped_race() if args.asset else run_race(workloads, seeds)
     if args.save and not args.quick:
         save_race(studies)
     total_cpu, total_wall = sum(cpu.values()), sum(wall.values())
+    train = {w: sum(s.seconds[-1] for s in studies if s.workload == w) for w in workloads}
     packages = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
     lines = [
         "# Optimizer race benchmark: a full mini-AlgoPerf race on one thread",
         "",
         f"{len(RACE)} optimizers × {len(workloads)} workloads × {len(seeds)} seeds = {len(studies)} studies; "
-        f"torch threads 1; {platform.machine()}; {packages}; {'quick' if args.quick else 'full'} run.",
+        f"torch threads 1; {platform.machine()}; {packages}; {'quick' if args.quick else 'full'} run"
+        f"{' (scored from the shipped assets/optimizer_race.json)' if args.asset else ''}.",
         "",
-        "| workload | CPU s | wall s |",
-        "|---|---|---|",
-        *[f"| {w} | {cpu[w]:.1f} | {wall[w]:.1f} |" for w in workloads],
-        f"| **total** | **{total_cpu:.1f}** | **{total_wall:.1f}** |",
+        "| workload | process CPU s | training-step CPU s | wall s |",
+        "|---|---|---|---|",
+        *[f"| {w} | {cpu[w]:.1f} | {train[w]:.1f} | {wall[w]:.1f} |" for w in workloads],
+        f"| **total** | **{total_cpu:.1f}** | **{sum(train.values()):.1f}** | **{total_wall:.1f}** |",
         "",
-        f"Bar: ≤ {LIMIT_S:.0f} s on one thread. CPU time {total_cpu:.1f} s: "
-        f"{'met' if total_cpu <= LIMIT_S else 'NOT met'}; wall time {total_wall:.1f} s on a shared machine: "
-        f"{'met' if total_wall <= LIMIT_S else 'NOT met'} (wall includes the other jobs' load).",
+        f"Bar: ≤ {LIMIT_S:.0f} s on one thread. Process CPU {total_cpu:.1f} s: "
+        f"{'met' if total_cpu <= LIMIT_S else 'NOT met'}; wall {total_wall:.1f} s on a shared machine: "
+        f"{'met' if total_wall <= LIMIT_S else 'NOT met'} (wall includes the other jobs' load; nan = not measured).",
         "",
         "## AlgoPerf scores (τ_max = 4; median over seeds; a miss or a ratio > 4 scores 0 on that workload)",
         "",
