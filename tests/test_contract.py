@@ -218,12 +218,28 @@ def _cam_example(probe: Probe) -> tuple[tuple, dict]:
     return (CountedCNN().eval(), x, y), {"masks": masks, "steps": 2, "seed": 0}
 
 
+def _exploration_example(probe: Probe) -> tuple[tuple, dict]:
+    from core import exploration
+
+    class CountedMDP(exploration.LinearMixtureMDP):  # counts every read of the transition kernel
+        @property
+        def transitions(self) -> torch.Tensor:
+            probe.calls += 1
+            return self.phi @ self.theta
+
+    chain = exploration.chain_mdp()
+    mdp = CountedMDP(chain.phi, chain.theta)
+    probe.calls = 0
+    return (mdp, exploration.chain_rewards()), {"steps": 3, "seed": 0}
+
+
 # One valid, small call of each lab's `run` (args, kwargs); `probe` wraps the subject it counts.
 RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "cbo": _cbo_example,
     "guidance": _guidance_example,
     "attention_svm": _attention_svm_example,
     "cam": _cam_example,
+    "exploration": _exploration_example,
 }
 
 
