@@ -299,13 +299,33 @@ def explain(
         return m.attribute(lambda x: output(model, x, target), inputs, features, d, n_samples, seed, config)
 
 
-def explain_all(model: nn.Module, inputs: torch.Tensor, **options) -> dict[str, torch.Tensor]:
-    """:func:`explain` for every method in :data:`METHODS` (same keyword options): ``{method: (d,)}``."""
+def explain_all(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    target: int | None = None,
+    features: torch.Tensor | None = None,
+    n_samples: int = 1000,
+    seed: int = 0,
+    config: LFAConfig = DEFAULT_CONFIG,
+) -> dict[str, torch.Tensor]:
+    """:func:`explain` for every method in :data:`METHODS`, with the same options: ``{method: (d,)}``."""
+    options = dict(target=target, features=features, n_samples=n_samples, seed=seed, config=config)
     return {key: explain(model, inputs, method=key, **options) for key in METHODS}
 
 
-def lfa_all(model: nn.Module, inputs: torch.Tensor, **options) -> dict[str, torch.Tensor]:
-    """:func:`core.explanations.lfa` on every method's neighbourhood and loss (same keyword options): ``{method: (d,)}``."""
+def lfa_all(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    target: int | None = None,
+    features: torch.Tensor | None = None,
+    n_samples: int = 1000,
+    seed: int = 0,
+    config: LFAConfig = DEFAULT_CONFIG,
+) -> dict[str, torch.Tensor]:
+    """:func:`core.explanations.lfa` on every method's neighbourhood and loss, same options: ``{method: (d,)}``."""
+    options = dict(target=target, features=features, n_samples=n_samples, seed=seed, config=config)
     return {
         key: lfa(model, inputs, neighbourhood=m.neighbourhood, loss=m.loss, **options) for key, m in METHODS.items()
     }
