@@ -49,8 +49,8 @@ def test_without_noise_or_clipping_diff2_iterates_equal_gd_over_200_rounds(resta
 def test_without_noise_diff2_on_the_mlp_equals_hand_written_gd():
     data = load("wine")
     diff2 = _losses("mlp", data, 200, restart=50, lr=0.5, n_clients=2, **OFF)
-    assert (diff2 - _losses("mlp", data, 200, restart=1, lr=0.5, n_clients=2, **OFF)).abs().max() < 1e-12
-    assert (diff2[:50] - _gd_losses("mlp", data, 50, 0.5)).abs().max() < 1e-12  # against autograd of the mean loss
+    gd = _gd_losses("mlp", data, 200, 0.5)  # autograd of the mean loss, no per-sample gradients
+    assert (diff2 - gd).abs().max() < 1e-12 and gd[-1] < gd[0] / 2
 
 
 def test_closed_form_logistic_gradients_equal_vmap_grad():

@@ -56,7 +56,7 @@ def error_replay(errors: dict[str, np.ndarray], restarts: np.ndarray, frames: in
     """Seed 0's ‖v_r − ∇f(x_r)‖² round by round, restarts marked; frames reveal the rounds. errors[method]: (R,)."""
     rounds = np.arange(len(restarts))
     top = max(float(np.nanmax(e)) for e in errors.values())
-    low = min(float(np.nanmin(e[e > 0])) for e in errors.values() if (e > 0).any())
+    low = min((float(np.nanmin(e[e > 0])) for e in errors.values() if (e > 0).any()), default=top / 10)
     fig = go.Figure(
         [go.Scatter(x=rounds[:1], y=e[:1], name=METHODS[k], line={"color": COLORS[k]}) for k, e in errors.items()]
     )
