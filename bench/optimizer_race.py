@@ -61,7 +61,7 @@ def score_table(studies) -> list[str]:
     scores, worst = {}, 0.0
     for kind, clock in views:
         targets = {k: w.target if kind == "strict" else w.relaxed_target for k, w in WORKLOADS.items()}
-        times = race_times(studies, targets, clock)
+        times = race_times(studies, targets, clock=clock)
         scores[kind, clock] = score(times)
         trap = algoperf_trapezoid(times)
         worst = max(worst, max(abs(trap[k] - scores[kind, clock][k]) for k in trap))

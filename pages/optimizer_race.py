@@ -55,7 +55,7 @@ def shipped() -> tuple[Study, ...]:
 
 def scores_view(studies: list[Study], key: str) -> None:
     """Performance profiles and the leaderboard of the given studies."""
-    times = race.race_times(studies, targets, clock)
+    times = race.race_times(studies, targets, clock=clock)
     left, right = st.columns([3, 2])
     with left:
         ui.chart(figures.profile_figure(times), f"{key}-profile", data=pd.DataFrame(figures.leaderboard(times)))
@@ -85,7 +85,7 @@ def render(states: list) -> None:
 
 with ui.errors("the optimizer race"):
     studies = list(shipped())
-    times = race.race_times(studies, targets, clock)
+    times = race.race_times(studies, targets, clock=clock)
     scores = race.score(times)
     st.subheader("Leaderboard and performance profiles (the shipped race: 10 optimizers × 4 workloads × 3 seeds)")
     ui.metrics({LABELS[k]: v for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:4]})

@@ -14,7 +14,7 @@ PAGE = "pages/optimizer_race.py"
 
 def _expected(kind: str, clock: str) -> dict[str, float]:
     targets = {k: w.target if kind == "strict" else w.relaxed_target for k, w in WORKLOADS.items()}
-    return score(race_times(load_race(), targets, clock))
+    return score(race_times(load_race(), targets, clock=clock))
 
 
 def _board(at) -> dict[str, float]:

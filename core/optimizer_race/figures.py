@@ -79,8 +79,8 @@ def _add_study(fig: go.Figure, s: Study, target: float, clock: str, row: int, *,
 def profile_figure(times: Mapping[str, Mapping[str, float]], tau_max: float = 4.0) -> go.Figure:
     """AlgoPerf performance profiles ρ(τ) as step functions on τ ∈ [1, τ_max], one per method."""
     fig = go.Figure()
-    scores = score(times, tau_max)
-    for key, rho in performance_profile(times, TAUS, tau_max).items():
+    scores = score(times, tau_max=tau_max)
+    for key, rho in performance_profile(times, TAUS, tau_max=tau_max).items():
         name = f"{OPTIMIZERS[key].label} ({scores[key]:.3f})"
         fig.add_trace(go.Scatter(x=TAUS, y=rho, mode="lines", line_shape="hv", name=name, line={"color": COLORS[key]}))
     fig.update_layout(xaxis_title="τ (time / fastest time)", yaxis_title="ρ(τ): share of workloads", height=380)
@@ -89,7 +89,7 @@ def profile_figure(times: Mapping[str, Mapping[str, float]], tau_max: float = 4.
 
 def leaderboard(times: Mapping[str, Mapping[str, float]], tau_max: float = 4.0) -> list[dict]:
     """Rows ``{optimizer, score, per-workload time and ratio}``, best score first."""
-    scores, r = score(times, tau_max), ratios(times, tau_max)
+    scores, r = score(times, tau_max=tau_max), ratios(times, tau_max=tau_max)
     rows = [
         {"optimizer": OPTIMIZERS[k].label, "score": scores[k]}
         | {f"{w} time": times[k].get(w, math.inf) for w in r[k]}

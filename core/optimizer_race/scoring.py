@@ -44,7 +44,7 @@ def median_time(study_times: Sequence[float]) -> float:
     return float(np.median(np.asarray(study_times, dtype=float)))
 
 
-def ratios(times: Times, tau_max: float = 4.0) -> dict[str, dict[str, float]]:
+def ratios(times: Times, *, tau_max: float = 4.0) -> dict[str, dict[str, float]]:
     """``t_{s,w} / min_s t_{s,w}`` per method and workload; ratios over ``tau_max`` (and misses) are ∞."""
     if tau_max <= 1.0 or not math.isfinite(tau_max):
         raise OptiscopeError(f"Expected `tau_max` > 1 and finite, but got {tau_max}")
@@ -57,7 +57,7 @@ def ratios(times: Times, tau_max: float = 4.0) -> dict[str, dict[str, float]]:
     return out
 
 
-def performance_profile(times: Times, taus: Sequence[float], tau_max: float = 4.0) -> dict[str, np.ndarray]:
+def performance_profile(times: Times, taus: Sequence[float], *, tau_max: float = 4.0) -> dict[str, np.ndarray]:
     """``ρ_s(τ)``, the fraction of workloads each method solves within ``τ`` × the fastest, at each of ``taus``.
 
     >>> performance_profile({"A": {"w1": 1.0, "w2": 1.0}, "B": {"w1": 2.0, "w2": math.inf}}, [1.0, 2.0])["B"]
@@ -66,11 +66,11 @@ def performance_profile(times: Times, taus: Sequence[float], tau_max: float = 4.
     taus = np.asarray(taus, dtype=float)
     return {
         method: np.array([sum(v <= tau for v in r.values()) / max(1, len(r)) for tau in taus])
-        for method, r in ratios(times, tau_max).items()
+        for method, r in ratios(times, tau_max=tau_max).items()
     }
 
 
-def score(times: Times, tau_max: float = 4.0) -> dict[str, float]:
+def score(times: Times, *, tau_max: float = 4.0) -> dict[str, float]:
     """The AlgoPerf benchmark score: the area under the profile on [1, τ_max] divided by τ_max − 1, in [0, 1].
 
     >>> score({"A": {"w1": 1, "w2": 1}, "B": {"w1": 2, "w2": math.inf}, "C": {"w1": 5, "w2": 1}})
@@ -78,5 +78,5 @@ def score(times: Times, tau_max: float = 4.0) -> dict[str, float]:
     """
     return {
         method: float(np.mean([max(0.0, (tau_max - v) / (tau_max - 1.0)) for v in r.values()])) if r else 0.0
-        for method, r in ratios(times, tau_max).items()
+        for method, r in ratios(times, tau_max=tau_max).items()
     }

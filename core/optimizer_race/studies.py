@@ -85,7 +85,7 @@ def study_from_states(workload: str, optimizer: str, seed: int, states: Sequence
 
 
 def race(
-    workloads: Sequence[str] = tuple(WORKLOADS), optimizers: Sequence[str] = RACE, *, seeds: Sequence[int] = SEEDS
+    *, workloads: Sequence[str] = tuple(WORKLOADS), optimizers: Sequence[str] = RACE, seeds: Sequence[int] = SEEDS
 ) -> Iterator[RaceProgress]:
     """Every (workload, optimizer, seed) study, workload by workload; one progress state per finished study."""
     for key in workloads:
@@ -109,7 +109,7 @@ def _race_loop(workloads, optimizers, seeds, total: int) -> Iterator[RaceProgres
 
 
 def race_times(
-    studies: Sequence[Study], targets: Mapping[str, float], clock: str = "steps"
+    studies: Sequence[Study], targets: Mapping[str, float], *, clock: str = "steps"
 ) -> dict[str, dict[str, float]]:
     """``{optimizer: {workload: median over seeds of the time to target}}`` for the scoring functions."""
     per: dict[tuple[str, str], list[float]] = {}
@@ -176,7 +176,7 @@ def save_race(studies: Sequence[Study], path: Path = ASSET) -> None:
     path.write_text(json.dumps(meta | {"studies": [asdict(s) for s in studies]}, separators=(",", ":")) + "\n")
 
 
-def load_race(path: Path = ASSET) -> tuple[Study, ...]:
+def load_race(*, path: Path = ASSET) -> tuple[Study, ...]:
     """The shipped default race."""
     raw = json.loads(path.read_text())["studies"]
     return tuple(Study(**{k: tuple(v) if isinstance(v, list) else v for k, v in s.items()}) for s in raw)
@@ -194,7 +194,7 @@ def _main() -> None:
             *_, grid = calibrate(key)
             print(f"{key}: best lr {grid.best_lr:g}, target {grid.target!r}, grid {grid.median_best}")
         return
-    *_, done = race(args.workloads, args.optimizers)
+    *_, done = race(workloads=args.workloads, optimizers=args.optimizers)
     save_race(done.studies, args.out)
     print(f"wrote {len(done.studies)} studies to {args.out}")
 
