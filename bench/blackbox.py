@@ -35,10 +35,10 @@ def ours(method: str, d: int, seeds: range, budget: int) -> tuple[list[float], f
     """Evaluations to target per seed (NaN = not reached), wall seconds and evaluations spent in all."""
     reached, spent, start = [], 0, time.perf_counter()
     for s in seeds:
-        curve = best_curve(SOLVERS[method](surrogate(d, seed=s), budget=budget, goal=GOAL, seed=s), budget)
-        hit = np.flatnonzero(curve <= GOAL)
+        states = list(SOLVERS[method](surrogate(d, seed=s), budget=budget, goal=GOAL, seed=s))
+        hit = np.flatnonzero(best_curve(states, budget) <= GOAL)
         reached.append(float(hit[0] + 1) if len(hit) else np.nan)
-        spent += int(hit[0] + 1) if len(hit) else budget
+        spent += states[-1].evaluations  # a stalled run stops before its budget
     return reached, time.perf_counter() - start, spent
 
 
