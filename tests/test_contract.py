@@ -233,6 +233,22 @@ def _exploration_example(probe: Probe) -> tuple[tuple, dict]:
     return (mdp, exploration.chain_rewards()), {"steps": 3, "seed": 0}
 
 
+def _blackbox_example(probe: Probe) -> tuple[tuple, dict]:
+    from core import blackbox
+
+    return (probe.counting(blackbox.surrogate(3, seed=0)),), {"budget": 30, "seed": 0}
+
+
+def _optimizer_race_example(probe: Probe) -> tuple[tuple, dict]:
+    return ("digits_softmax", "prodigy"), {"steps": 3, "seed": 0}  # by registry name: the probe counts nothing
+
+
+def _privacy_example(probe: Probe) -> tuple[tuple, dict]:
+    from core import privacy
+
+    return ("logistic", privacy.load("wine")), {"steps": 3, "seed": 0}  # by registry name: the probe counts nothing
+
+
 # One valid, small call of each lab's `run` (args, kwargs); `probe` wraps the subject it counts.
 RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "cbo": _cbo_example,
@@ -240,6 +256,9 @@ RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "attention_svm": _attention_svm_example,
     "cam": _cam_example,
     "exploration": _exploration_example,
+    "blackbox": _blackbox_example,
+    "optimizer_race": _optimizer_race_example,
+    "privacy": _privacy_example,
 }
 
 

@@ -202,7 +202,7 @@ def test_constrained_bad_input_names_the_problem():
     with pytest.raises(OptiscopeError, match="misses the plane"):  # infeasible
         constrained_problem("logreg", radius=0.3)
     with pytest.raises(OptiscopeError, match="singular there"):  # ∇c(0, 0) = 0 for HS7
-        constrained.run(constrained_problem("hs7"), torch.zeros(2))
+        constrained.run(constrained_problem("hs7"), x0=torch.zeros(2))
     with pytest.raises(OptiscopeError, match="`beta` between"):
         constrained.SketchConfig(beta=0.7)
     with pytest.raises(OptiscopeError, match="budget"):
@@ -256,7 +256,7 @@ def test_sliding_optimum_from_clarabel_is_never_beaten():
 def test_sliding_bad_input_and_budget():
     problem = sliding_problem("tv-denoising")
     with pytest.raises(OptiscopeError, match="x0"):
-        sliding.run(problem, torch.zeros(3))
+        sliding.run(problem, x0=torch.zeros(3))
     with pytest.raises(OptiscopeError, match="budget"):
         sliding.SlidingConfig(max_subgradients=10**9)
     with pytest.raises(OptiscopeError, match="`restart`"):

@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import torch
 
+from core.errors import OptiscopeError
+
 
 @lru_cache(maxsize=1)
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,7 +25,7 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> dict[str, t
     Returns a dict with keys ``x_train``, ``y_train``, ``x_test``, ``y_test``.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"Expected `test_fraction` in (0, 1), but got {test_fraction}.")
+        raise OptiscopeError(f"Expected `test_fraction` in (0, 1), but got {test_fraction}.")
     images, labels = _digits()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     n_test = int(round(test_fraction * len(labels)))

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from core.errors import OptiscopeError
+
 CLASSES = ("circle", "square", "triangle", "cross", "ring", "star")
 # Radii as fractions of the image side: targets are clearly larger than distractors.
 _TARGET_RADIUS = (0.17, 0.30)
@@ -79,17 +81,21 @@ def make_shapes(n: int, size: int = 64, seed: int = 0) -> tuple[torch.Tensor, to
     True
     """
     if int(n) < 1:
-        raise ValueError(f"Expected `n` >= 1, but got {n}.")
+        raise OptiscopeError(f"Expected `n` >= 1, but got {n}.")
     if int(size) < 16:
-        raise ValueError(f"Expected `size` >= 16, but got {size}.")
+        raise OptiscopeError(f"Expected `size` >= 16, but got {size}.")
     n, size = int(n), int(size)
     gen = torch.Generator().manual_seed(int(seed))
-    grid = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5, torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij")
+    grid = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32) + 0.5, torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij"
+    )
     n_classes = len(CLASSES)
 
     # Background: a random base colour, low-frequency colour blobs and oriented stripes.
     bg = torch.rand(n, 3, generator=gen)
-    blobs = F.interpolate(torch.rand(n, 3, 5, 5, generator=gen) - 0.5, size=(size, size), mode="bicubic", align_corners=False)
+    blobs = F.interpolate(
+        torch.rand(n, 3, 5, 5, generator=gen) - 0.5, size=(size, size), mode="bicubic", align_corners=False
+    )
     freq = 0.15 + 0.5 * torch.rand(n, generator=gen)
     angle = torch.rand(n, generator=gen) * math.pi
     ys, xs = grid

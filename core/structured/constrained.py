@@ -115,8 +115,8 @@ class _Point:
 
 def run(
     problem: ConstrainedProblem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     multipliers: torch.Tensor | None = None,
     config: SketchConfig = SketchConfig(),
     seed: int = 0,

@@ -87,8 +87,8 @@ class CoordinateState:
 
 def run(
     problem: CoordinateProblem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     config: CoordinateConfig = CoordinateConfig(),
     seed: int = 0,
     device: torch.device | str | None = None,

@@ -85,8 +85,8 @@ class SlidingState:
 
 def run(
     problem: CompositeProblem,
-    x0: torch.Tensor | None = None,
     *,
+    x0: torch.Tensor | None = None,
     config: SlidingConfig = SlidingConfig(),
     device: torch.device | str | None = None,
 ) -> Iterator[SlidingState]:
