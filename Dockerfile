@@ -7,7 +7,7 @@ RUN useradd --create-home --uid 1000 optiscope
 WORKDIR /app
 
 COPY requirements.txt .
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt redis==8.1.0
 
 COPY --chown=optiscope:optiscope . .
 USER optiscope
