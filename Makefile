@@ -51,9 +51,9 @@ loadtest: $(VENV)/.dev
 soak: $(VENV)/.dev
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
-# Gallery thumbnails: the browser test's view of each lab's first chart, written to assets/thumbs/.
+# Gallery thumbnails (assets/thumbs/) and first screens at 1400 px (assets/screens/), from the browser test.
 thumbs: $(VENV)/.dev
-	OPTISCOPE_WRITE_THUMBS=1 $(BIN)/python -m pytest tests/test_browser.py -k lab_page
+	OPTISCOPE_WRITE_THUMBS=1 OPTISCOPE_WRITE_SCREENS=1 $(BIN)/python -m pytest tests/test_browser.py -k "gallery_loads or lab_page"
 
 # A class on one machine: N replicas behind HAProxy (sticky, health-checked) and Redis (deploy/cluster.py).
 .PHONY: cluster cluster-stop

@@ -257,3 +257,28 @@ def test_chart_downloads_give_the_data_and_a_standalone_figure(page, app_url: st
         page.get_by_role("button", name="Figure (HTML)").first.click()
     html = Path(figure.value.path()).read_text()
     assert "plotly" in html.lower() and len(html) > 1_000_000  # plotly.js inlined: opens offline
+
+
+def plotted(page) -> str:
+    """The data of every drawn plotly chart, as one string (to see whether the charts changed)."""
+    return page.evaluate(
+        "() => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].map(p => p.data && p.data.map("
+        "t => [t.x, t.y, t.z])))"
+    )
+
+
+def test_a_lesson_link_opens_its_step_and_next_moves_to_the_following_one(page, app_url: str) -> None:
+    load(page, f"{app_url}/cbo?lesson=cbo-sigma-threshold&step=2")
+    page.get_by_text("step 2 of 6").first.wait_for(state="visible", timeout=30_000)
+    objective = page.locator("[data-testid='stSidebar'] .st-key-objective")
+    assert "GrandCanyon3noisy" in objective.inner_text()
+    before = plotted(page)
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**step=3**", timeout=30_000)
+    settle(page)
+    page.get_by_text("step 3 of 6").first.wait_for(state="visible", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "lesson-step-3.png"), full_page=True)
+    assert "Rastrigin" in objective.inner_text()
+    assert page.locator("[data-testid='stSidebar'] .st-key-d input").input_value() == "20"
+    assert plotted(page) != before
+    assert page.locator("[data-testid='stException']").count() == 0
