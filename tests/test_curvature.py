@@ -64,7 +64,7 @@ def test_mfac_optimizer_steps_along_the_windowed_ihvp_and_lowers_the_loss() -> N
 
 
 def test_gns_exact_reaches_the_optimum_in_few_iterations_while_gd_needs_more_than_1000() -> None:
-    problem = logistic_digits(1e-3)
+    problem = logistic_digits(l2=1e-3)
     x0 = torch.zeros(problem.d, dtype=torch.float64)
     states = list(gns(problem, x0, hessian="exact", steps=10))
     gaps = [s.f - F_STAR_LOGISTIC for s in states]

@@ -80,10 +80,14 @@ def _gns_loop(
     problem: Problem, x: torch.Tensor, hessian: str, gamma: float, steps: int, gamma_min: float, max_search: int
 ) -> Iterator[GNSState]:
     f, g = _value_and_grad(problem, x)
+    last_h, eig = None, None
     for step in range(1, steps + 1):
         if g.norm() == 0:
             return
-        evals, basis = torch.linalg.eigh(problem.hessians[hessian](x))
+        h = problem.hessians[hessian](x)
+        if h is not last_h:  # a fixed bound is the same tensor every iteration: diagonalise it once
+            last_h, eig = h, torch.linalg.eigh(h)
+        evals, basis = eig
         g_basis = basis.T @ g
         for solves in range(1, max_search + 1):
             used = gamma

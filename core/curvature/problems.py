@@ -26,7 +26,7 @@ def _features(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([x, torch.ones(len(x), 1, dtype=dtype)], 1), labels  # (n, 65) with a bias column
 
 
-def logistic_digits(l2: float = 1e-3, *, dtype: torch.dtype = torch.float64) -> Problem:
+def logistic_digits(*, l2: float = 1e-3, dtype: torch.dtype = torch.float64) -> Problem:
     """Even vs odd digits, f(w) = mean log(1 + exp(−yᵢ xᵢᵀw)) + (l2/2)‖w‖² with yᵢ = ±1 (all 1,797 images)."""
     l2 = check_positive("l2", l2, strict=False)
     x, labels = _features(dtype)
@@ -49,7 +49,7 @@ def logistic_digits(l2: float = 1e-3, *, dtype: torch.dtype = torch.float64) -> 
     return Problem(loss, {"exact": exact, "fisher": fisher, "gauss_newton_bound": lambda w: bound}, d)
 
 
-def softmax_digits(l2: float = 1e-3, *, dtype: torch.dtype = torch.float64) -> Problem:
+def softmax_digits(*, l2: float = 1e-3, dtype: torch.dtype = torch.float64) -> Problem:
     """10-class softmax regression on all digits, w: (K·65,) flattened class-major, L2 (l2/2)‖w‖²."""
     l2 = check_positive("l2", l2, strict=False)
     x, labels = _features(dtype)
