@@ -159,6 +159,15 @@ LABS = (
         arxiv="2302.03884",
         topic="privacy-rl",
     ),
+    Lab(
+        slug="curvature",
+        title="Curvature steps",
+        icon=":material/ssid_chart:",
+        pitch="Turn Hessians into steps: M-FAC inverse-Fisher products and pruning, and gradient-regularized Newton (GNS).",
+        paper="M-FAC: Efficient Matrix-Free Approximations of Second-Order Information",
+        arxiv="2107.03356",
+        topic="curvature",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 
