@@ -270,15 +270,15 @@ def plotted(page) -> str:
 def test_a_lesson_link_opens_its_step_and_next_moves_to_the_following_one(page, app_url: str) -> None:
     load(page, f"{app_url}/cbo?lesson=cbo-sigma-threshold&step=2")
     page.get_by_text("step 2 of 6").first.wait_for(state="visible", timeout=30_000)
-    objective = page.locator("[data-testid='stSidebar'] .st-key-objective")
-    assert "GrandCanyon3noisy" in objective.inner_text()
+    dimension = page.locator("[data-testid='stSidebar'] .st-key-d input")
+    assert "objective=GrandCanyon3noisy" in page.url and dimension.input_value() == "2"
     before = plotted(page)
     page.get_by_role("button", name="Next").click()
     page.wait_for_url("**step=3**", timeout=30_000)
     settle(page)
     page.get_by_text("step 3 of 6").first.wait_for(state="visible", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "lesson-step-3.png"), full_page=True)
-    assert "Rastrigin" in objective.inner_text()
-    assert page.locator("[data-testid='stSidebar'] .st-key-d input").input_value() == "20"
+    assert "objective=" not in page.url  # Rastrigin, the default
+    assert dimension.input_value() == "20"
     assert plotted(page) != before
     assert page.locator("[data-testid='stException']").count() == 0
