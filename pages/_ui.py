@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from plotly.subplots import make_subplots
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import store, zoo
 from core.device import pick_device
@@ -232,7 +233,8 @@ def _write_choice(key: str, default: Any) -> None:
 
 def _notice(key: str, raw: Any, used: Any) -> None:
     """Say that a link's value could not be used, and what was used instead."""
-    st.toast(f"The link's `{key}={raw}` is not available here; using `{used}`.", icon=":material/link_off:")
+    shown = str(raw) if len(str(raw)) <= 40 else f"{str(raw)[:37]}…"
+    st.toast(f"The link's `{key}={shown}` is not available here; using `{used}`.", icon=":material/link_off:")
 
 
 def _check_number_link(key: str, low: Any, high: Any, default: Any) -> None:
@@ -251,6 +253,16 @@ def _check_number_link(key: str, low: Any, high: Any, default: Any) -> None:
     if not ok:
         _notice(key, raw, default)
         del st.query_params[key]
+        _forget_initial_param(key)
+
+
+def _forget_initial_param(key: str) -> None:
+    """Streamlit 1.67 seeds a bound widget from the URL it was opened with, even after the parameter is deleted,
+    and its int deserializer raises OverflowError on ``inf`` or a 3000-digit number: drop that initial value."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        with ctx.session_state.query_params() as params:
+            params._initial_query_params.pop(key, None)
 
 
 def _within(value: Any, low: Any, high: Any) -> bool:
