@@ -1,0 +1,117 @@
+"""Curvature benchmark: M-FAC IHVP vs a dense solve and vs CG on Fisher-vector products; GNS wall time.
+
+Gradients are per-sample cross-entropy gradients of the zoo's ``digits-mlp-converged`` (d = 4,810; ``--quick``:
+the output layer only, d = 650), float64. CG is ``core.bilevel.linear_solve.cg`` on the matrix-free product
+F̂v = λv + Gᵀ(Gv)/m (the landscape lab has no CG-on-HVP solver). GNS: digits logistic and softmax, x₀ = 0,
+L2 1e-3, until f − f* < 1e-10 or the iteration cap.
+
+    python bench/curvature.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import publish, timed  # noqa: E402
+from core import curvature, zoo  # noqa: E402
+from core.bilevel.linear_solve import cg  # noqa: E402
+from core.curvature.pruning import per_sample_grads  # noqa: E402
+from core.landscape.models import digits_batch  # noqa: E402
+
+DAMP = 1e-4
+GNS_CAPS = {"logistic": 3000, "softmax": 300}
+
+
+def fisher_matvec(g: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda v: DAMP * v + g.T @ (g @ v) / len(g)
+
+
+def relative_error(y: torch.Tensor, exact: torch.Tensor) -> float:
+    return float((y - exact).norm() / exact.norm())
+
+
+def ihvp_rows(grads: torch.Tensor, x: torch.Tensor) -> list[str]:
+    rows = []
+    for m in (16, 64, 256):
+        g = grads[:m]
+        fisher = DAMP * torch.eye(g.shape[1], dtype=g.dtype) + g.T @ g / m
+        exact = torch.linalg.solve(fisher, x)
+        dense_s = timed(lambda fisher=fisher: torch.linalg.solve(fisher, x), 1)
+        setup_s = timed(lambda g=g: curvature.StaticMFAC(g, DAMP), 3, best=True)
+        static = curvature.StaticMFAC(g, DAMP)
+        product_s = timed(lambda static=static: static.ihvp(x), 5, best=True)
+        approx = static.ihvp(x)
+        start = time.perf_counter()
+        solved = cg(fisher_matvec(g), x, maxiter=2000, tol=1e-12)
+        cg_s = time.perf_counter() - start
+        error = partial(relative_error, exact=exact)
+        rows.append(
+            f"| {m} | {1e3 * setup_s:.1f} | {1e3 * product_s:.2f} | {error(approx):.1e} | {1e3 * dense_s:.0f} | "
+            f"{1e3 * cg_s:.1f} ({solved.iterations} it) | {error(solved.x):.1e} | {dense_s / product_s:.0f}× | "
+            f"{cg_s / product_s:.0f}× |"
+        )
+    return rows
+
+
+def gns_rows() -> list[str]:
+    rows = []
+    for key, make in (("logistic", curvature.logistic_digits), ("softmax", curvature.softmax_digits)):
+        problem = make()
+        x0 = torch.zeros(problem.d, dtype=torch.float64)
+        f_star = min(s.f for s in curvature.gns(problem, x0, steps=30))
+        methods = {name: curvature.gns(problem, x0, hessian=name, steps=GNS_CAPS[key]) for name in problem.hessians}
+        methods["gradient descent"] = curvature.gradient_descent(problem, x0, steps=GNS_CAPS[key] * 10)
+        for name, states in methods.items():
+            start, reached, solves = time.perf_counter(), None, 0
+            for state in states:
+                solves += state.solves
+                if state.f - f_star < 1e-10:
+                    reached = state.step
+                    break
+            seconds = time.perf_counter() - start
+            rows.append(f"| {key} | {name} | {reached or f'> {state.step}'} | {solves} | {seconds:.2f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    torch.set_num_threads(1)
+    x, y = digits_batch("train")
+    grads = per_sample_grads(zoo.load("digits-mlp-converged").eval(), x[:256], y[:256])
+    grads = grads[:, -650:] if quick else grads
+    v = torch.randn(grads.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    lines = [
+        "# Curvature benchmark",
+        "",
+        f"{platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__}, float64, "
+        f"d = {grads.shape[1]}, λ = {DAMP:g}. Times: M-FAC setup (once per window) and one IHVP, best of 3 and 5; dense solve and CG (tol 1e-12) once.",
+        "",
+        "| m | M-FAC setup ms | M-FAC IHVP ms | M-FAC rel. error | dense ms | CG ms | CG rel. error "
+        "| dense / M-FAC IHVP | CG / M-FAC IHVP |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *ihvp_rows(grads, v),
+        "",
+        "GNS vs gradient descent (backtracking) to f − f* < 1e-10:",
+        "",
+        "| problem | method | iterations | solves / trials | seconds |",
+        "|---|---|---|---|---|",
+        *gns_rows(),
+    ]
+    publish("curvature", lines, quick=quick)
+
+
+if __name__ == "__main__":
+    main()
