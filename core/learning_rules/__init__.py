@@ -8,13 +8,21 @@
 
 from core.learning_rules.noprop import METHODS, schedule
 from core.learning_rules.noprop import run as noprop_run
-from core.learning_rules.perturbation import ESTIMATORS, estimate, mlp_loss, node_perturbation, theory
+from core.learning_rules.perturbation import (
+    ESTIMATORS,
+    error_vs_dimension,
+    estimate,
+    mlp_loss,
+    node_perturbation,
+    theory,
+)
 from core.learning_rules.rrr import margin_project
 from core.learning_rules.rrr import run as rrr_run
 
 __all__ = [
     "ESTIMATORS",
     "METHODS",
+    "error_vs_dimension",
     "estimate",
     "margin_project",
     "mlp_loss",

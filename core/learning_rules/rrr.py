@@ -33,12 +33,12 @@ def margin_project(w: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> tuple[t
     """
     p, q = (w * x).sum(-1), (w * w + x * x).sum(-1)
     lo, hi = torch.full_like(p, -1.0), torch.full_like(p, 1.0)
-    for _ in range(60):
+    for _ in range(24):
         u = (lo + hi) / 2
         above = (p * (1 + u * u) + q * u) / (1 - u * u) ** 2 > c
         hi, lo = torch.where(above, u, hi), torch.where(above, lo, u)
     u = (lo + hi) / 2
-    for _ in range(3):  # polish: bisection leaves f(u) - c ~ f'(u)·1e-16, large near u = ±1
+    for _ in range(4):  # polish: Newton from a bracket of width 2^-23 lands at machine precision
         den = 1 - u * u
         f = (p * (1 + u * u) + q * u) / den**2 - c
         df = (q * (1 + 3 * u * u) + 2 * p * u * (3 + u * u)) / den**3
@@ -65,23 +65,20 @@ def _project_a(z: list[dict[str, torch.Tensor]], delta: list[float]) -> list[dic
     out = []
     for layer, d in zip(z, delta, strict=True):
         w, x, y = layer["w"], layer["x"], layer["y"]
-        best = None
-        for sign in (1.0, -1.0):
-            ok = sign * (w * x).sum(-1) >= d
-            w2, x2 = margin_project(w, x, torch.full_like(y, sign * d))
-            w2, x2 = torch.where(ok.unsqueeze(-1), w, w2), torch.where(ok.unsqueeze(-1), x, x2)
-            cost = (w2 - w).pow(2).sum(-1) + (x2 - x).pow(2).sum(-1) + (sign - y) ** 2
-            cost = torch.nan_to_num(cost, nan=torch.inf)  # w = -x admits no point with w'·x' > 0 on this path
-            cand = {"w": w2, "x": x2, "y": torch.full_like(y, sign), "cost": cost}
-            if best is None:
-                best = cand
-            else:
-                pick = cand["cost"] < best["cost"]
-                best = {
-                    k: torch.where(pick.unsqueeze(-1) if v.dim() > pick.dim() else pick, v, best[k])
-                    for k, v in cand.items()
-                }
-        out.append({k: best[k] for k in ("w", "x", "y")})
+        sign = torch.tensor([1.0, -1.0], dtype=y.dtype, device=y.device).view(2, *[1] * y.dim())  # both y = ±1 at once
+        ok = (sign * (w * x).sum(-1) >= d).unsqueeze(-1)  # (2, ..., 1): the margin already holds
+        w2, x2 = margin_project(w, x, (sign * d).expand(2, *y.shape))
+        w2, x2 = torch.where(ok, w, w2), torch.where(ok, x, x2)
+        cost = (w2 - w).pow(2).sum(-1) + (x2 - x).pow(2).sum(-1) + (sign - y) ** 2
+        cost = torch.nan_to_num(cost, nan=torch.inf)  # w = -x admits no point with w'·x' > 0 on this path
+        plus = (cost[0] <= cost[1]).unsqueeze(-1)
+        out.append(
+            {
+                "w": torch.where(plus, w2[0], w2[1]),
+                "x": torch.where(plus, x2[0], x2[1]),
+                "y": torch.where(plus[..., 0], 1.0, -1.0).to(y),
+            }
+        )
     return out
 
 
