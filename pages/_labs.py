@@ -168,6 +168,15 @@ LABS = (
         arxiv="2107.03356",
         topic="curvature",
     ),
+    Lab(
+        slug="learning_rules",
+        title="Learning without backprop",
+        icon=":material/alt_route:",
+        pitch="Learn without end-to-end backprop: NoProp's denoising blocks, ±1 threshold nets by RRR, perturbation gradients.",
+        paper="NoProp: Training Neural Networks without Full Back-propagation or Full Forward-propagation",
+        arxiv="2503.24322",
+        topic="learning-rules",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 
