@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from core.cbo.config import NOISES, check_alpha
+from core.cbo.config import MAX_RATE, NOISES, check_alpha
 from core.cbo.state import check_finite
-from core.errors import OptiscopeError, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_choice, check_int, check_range
 
 
 def consensus_weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -112,6 +112,6 @@ def decay_rate(lam: float, sigma: float, *, d: int, noise: str = "anisotropic") 
     >>> decay_rate(1.0, 0.32, d=16, noise="isotropic")
     0.3616
     """
-    lam, sigma = check_positive("lam", lam, strict=False), check_positive("sigma", sigma, strict=False)
+    lam, sigma = check_range("lam", lam, 0.0, MAX_RATE), check_range("sigma", sigma, 0.0, MAX_RATE)
     d, noise = check_int("d", d), check_choice("noise", noise, NOISES)
     return round(2 * lam - (d if noise == "isotropic" else 1) * sigma**2, 12)
