@@ -106,5 +106,6 @@ def _check_apg(pred_cond: torch.Tensor, pred_uncond: torch.Tensor, w, eta, resca
             f"Expected `pred_cond` and `pred_uncond` of one shape (N, ...), but got {tuple(pred_cond.shape)} "
             f"and {tuple(pred_uncond.shape)}"
         )
-    if not (pred_cond.is_floating_point() and torch.isfinite(pred_cond).all() and torch.isfinite(pred_uncond).all()):
+    floats = pred_cond.is_floating_point() and pred_uncond.is_floating_point()
+    if not (floats and torch.isfinite(pred_cond).all() and torch.isfinite(pred_uncond).all()):
         raise OptiscopeError("Expected finite floating-point `pred_cond` and `pred_uncond`")

@@ -120,6 +120,7 @@ def sweep(
     check_budget("runs (w values × guiders)", len(ws) * len(guiders), MAX_SWEEP_RUNS)
     configs = [(label, dataclasses.replace(c, w=w)) for w in ws for label, c in guiders.items()]
     target = balanced_labels(denoiser.num_classes, check_int("n_samples", n_samples, 4, 10_000))
+    seed = check_int("seed", seed, 0, 2**63 - 2)  # the reference samples take seed + 1
     run(denoiser, target, guider=configs[0][1], steps=steps, seed=seed)  # validates what every run shares
     return _sweep_loop(denoiser, configs, target, steps, seed, classifier)
 
