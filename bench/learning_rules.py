@@ -77,7 +77,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         *noprop_rows(epochs, args.device),
         "",
-        "## RRR (σ = 3, β = .2, gapstop .01, no metric auto-tuning)",
+        "## RRR (σ = 3, β = .2, γ = 1e-3, gapstop .01)",
         "",
         "| task | solved | mean iterations to solve | time per iteration |",
         "|---|---|---|---|",

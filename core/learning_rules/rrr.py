@@ -6,6 +6,8 @@ fixed at -1) is trained by reflect-reflect-relax (RRR) on a divide-and-concur sp
     B (concur): one weight vector per node (average over items, rescaled to |w|² = m), each node value equal
         to all its outgoing input copies, inputs and outputs fixed to the data;
     z ← z + β (P_B(2 P_A z - z) - P_A z), stopped when the rms gap |P_B(·) - P_A z| < ``gapstop``.
+The concur averages are weighted by a metric g per (item, node), tuned as g ← g + γ(gap/mean gap − g) with
+γ = 1e-3 (boolearn's ``train.c``); without it XOR 2-3-1 was solved in 7 of 20 seeds, with it in 20 of 20.
 ``n_runs`` independent runs (one per seed offset) are batched in the leading dimension.
 """
 
@@ -82,11 +84,14 @@ def _project_a(z: list[dict[str, torch.Tensor]], delta: list[float]) -> list[dic
     return out
 
 
-def _project_b(z, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+def _project_b(
+    z, inputs: torch.Tensor, targets: torch.Tensor, metric: list[torch.Tensor]
+) -> list[dict[str, torch.Tensor]]:
     out = []
-    for layer in z:
+    for layer, g in zip(z, metric, strict=True):
         m = layer["w"].shape[-1]
-        w = layer["w"].mean(1, keepdim=True)  # (R, 1, n, m): one weight vector per node over items
+        gw = g.unsqueeze(-1)  # (R, I, n, 1): the metric weighs each (item, node)'s copy
+        w = (layer["w"] * gw).sum(1, keepdim=True) / gw.sum(1, keepdim=True)  # (R, 1, n, m): one vector per node
         w = w * (m**0.5 / w.norm(dim=-1, keepdim=True).clamp_min(1e-12))
         out.append({"w": w.expand_as(layer["w"]).clone(), "x": layer["x"].clone(), "y": layer["y"].clone()})
     out[0]["x"][..., :-1] = inputs.unsqueeze(-2)  # (R, I, n_1, n_0): the data, copied to every first-layer node
@@ -95,7 +100,8 @@ def _project_b(z, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str,
     for k in range(len(out) - 1):
         # node values of layer k concur with their copies in layer k+1: the average of 1 + n_{k+1} numbers
         copies = out[k + 1]["x"][..., :-1]  # (R, I, n_{k+1}, n_k)
-        mean = (out[k]["y"] + copies.sum(-2)) / (1 + copies.shape[-2])
+        g_self, g_next = metric[k], metric[k + 1].unsqueeze(-1)  # (R, I, n_k), (R, I, n_{k+1}, 1)
+        mean = (g_self * out[k]["y"] + (g_next * copies).sum(-2)) / (g_self + g_next.sum(-2))
         out[k]["y"] = mean
         out[k + 1]["x"][..., :-1] = mean.unsqueeze(-2).expand_as(copies)
     out[-1]["y"] = targets.expand_as(out[-1]["y"]).clone()
@@ -174,15 +180,17 @@ def _init(widths, n_items: int, n_runs: int, g: torch.Generator, device) -> list
     ]
 
 
-def _loop(inputs, targets, widths, beta, gapstop, steps, every, n_runs, seed) -> Iterator[RRRState]:
+def _loop(inputs, targets, widths, beta, gapstop, steps, every, n_runs, seed, gamma=1e-3) -> Iterator[RRRState]:
     g = generator(seed, inputs.device)
     z = _init(widths, len(inputs), n_runs, g, inputs.device)
     delta = [((n_in + 1) / 3) ** 0.5 for n_in in widths[:-1]]
     n_btf = len(inputs) * sum(widths[1:])
     solved = torch.zeros(n_runs, dtype=torch.bool, device=inputs.device)
+    metric = [torch.ones_like(layer["y"]) for layer in z]
     for k in range(1, steps + 1):
         pa = _project_a(z, delta)
-        pb = _project_b([{n: 2 * a[n] - b[n] for n in a} for a, b in zip(pa, z, strict=True)], inputs, targets)
+        pb = _project_b([{n: 2 * a[n] - b[n] for n in a} for a, b in zip(pa, z, strict=True)], inputs, targets, metric)
+        metric = _tune_metric(metric, pa, pb, gamma)
         parts = torch.stack(
             [sum((b[n] - a[n]).pow(2).flatten(1).sum(1) for a, b in zip(pa, pb, strict=True)) for n in ("w", "x", "y")],
             -1,
@@ -201,6 +209,16 @@ def _loop(inputs, targets, widths, beta, gapstop, steps, every, n_runs, seed) ->
             yield RRRState(k, gap, (parts / n_btf).sqrt(), solved.clone(), weights, acc)
         if done:
             return
+
+
+def _tune_metric(metric, pa, pb, gamma: float) -> list[torch.Tensor]:
+    """g ← g + γ (gap / mean gap − g) per (item, node): weigh more the constraints RRR keeps failing."""
+    gaps = [
+        sum((b[n] - a[n]).pow(2).reshape(*b["y"].shape, -1).sum(-1) for n in ("w", "x", "y")).sqrt()
+        for a, b in zip(pa, pb, strict=True)
+    ]
+    mean = torch.cat([g.flatten(1) for g in gaps], 1).mean(1).clamp_min(1e-12).view(-1, 1, 1)  # (R, 1, 1)
+    return [g + gamma * (gap / mean - g) for g, gap in zip(metric, gaps, strict=True)]
 
 
 def _bcast(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
