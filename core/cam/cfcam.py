@@ -27,7 +27,7 @@ from sklearn.cluster import DBSCAN
 from torch import nn
 
 from core.cam.gradcam import layer_forward, upsample_normalize
-from core.errors import OptiscopeError, check_choice, check_range
+from core.errors import OptiscopeError, check_choice, check_int, check_range
 
 FILTERS = {"gaussian": "Gaussian", "bilateral": "bilateral (the code's)", "none": "none"}
 COMBINES = {"softmax": "softmax (the code)", "linear": "linear (Grad-CAM-like)"}
@@ -279,11 +279,24 @@ def channel_embedding(activations: torch.Tensor) -> torch.Tensor:
     return F.pad(coords, (0, 2 - coords.shape[1]))  # one channel or one pixel leaves a single axis
 
 
+def _check_result(result: CFCAMResult) -> None:
+    """The fields ``channel_table`` reads: finite float activations (N, K, h, w) and labels, dominant, β (N, K)."""
+    acts = getattr(result, "activations", None)
+    ok = isinstance(acts, torch.Tensor) and acts.ndim == 4 and acts.is_floating_point() and torch.isfinite(acts).all()
+    if not ok or any(t.shape != acts.shape[:2] for t in (result.labels, result.dominant, result.coefficients)):
+        raise OptiscopeError(
+            "Expected `result` from cf_cam: finite activations (N, K, h, w) with labels, dominant and "
+            "coefficients (N, K)"
+        )
+
+
 def channel_table(result: CFCAMResult, *, image: int = 0) -> pd.DataFrame:
     """One row per channel of image ``image``: its PCA coordinates, DBSCAN label, group name and β.
 
     ``group`` is "dominant", "noise (dropped)" or "cluster m"; rows are in channel order.
     """
+    _check_result(result)
+    image = check_int("image", image, 0, len(result.labels) - 1)
     labels = result.labels[image].cpu().numpy()
     dominant = result.dominant[image].cpu().numpy()
     xy = channel_embedding(result.activations[image]).cpu().numpy()

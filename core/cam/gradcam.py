@@ -88,8 +88,18 @@ def check_inputs(model: nn.Module, inputs: torch.Tensor, target: Any) -> tuple[t
     """Validate a batch and its targets with one forward pass; returns ``(logits, targets)``."""
     check_images(model, inputs)
     with torch.no_grad():
-        logits = model(inputs)
+        logits = forward(model, inputs)
     return logits, check_target(target, logits)
+
+
+def forward(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``model(inputs)``, where images the model cannot take (too small, wrong channels) raise ``OptiscopeError``."""
+    try:
+        return model(inputs)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:  # torch reports a shape the layers cannot take only as a RuntimeError
+        raise OptiscopeError(f"The model cannot take `inputs` of shape {tuple(inputs.shape)}: {err}") from None
 
 
 class _Capture(nn.Module):
@@ -135,7 +145,7 @@ def layer_forward(
     check_images(model, inputs)
     capture = _Capture(model.get_submodule(name), gradients)
     with torch.set_grad_enabled(gradients):
-        logits = _with_capture(model, name.split("."), capture)(inputs)
+        logits = forward(_with_capture(model, name.split("."), capture), inputs)
         acts = capture.outputs[-1] if capture.outputs else None
         if not isinstance(acts, torch.Tensor) or acts.ndim != 4:
             shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else None

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.errors import OptiscopeError
+from core.errors import OptiscopeError, check_int
 
 MAX_BYTES = 10 * 2**20  # 10 MB
 MAX_PIXELS = 25_000_000  # decompression-bomb guard, checked from the header before decoding
+MAX_SIZE = 1024  # side of the decoded square: 12 MB as float32
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
@@ -28,6 +29,7 @@ def decode_image(
     >>> decode_image(buf.getvalue(), size=32).shape
     torch.Size([1, 3, 32, 32])
     """
+    size = check_int("size", size, 1, MAX_SIZE)
     if not isinstance(data, bytes | bytearray) or len(data) == 0:
         raise OptiscopeError("The upload is empty.")
     if len(data) > max_bytes:

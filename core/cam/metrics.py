@@ -35,10 +35,14 @@ METRICS = {  # name → whether higher is better
 
 
 SUBSTRATES = {"blur": "blurred image", "mean": "mean colour", "zero": "zeros (RISE)"}
+MAX_STATE_PASSES = 1_200  # images through the model between two progress states (~1.5 s on one idle core)
 MAX_METRIC_PASSES = 100_000  # images through the model per metrics table (~2 min of the shapes CNN on one core)
 
 
 def _check_maps(maps: torch.Tensor, like: torch.Tensor, name: str = "saliency") -> None:
+    if not isinstance(like, torch.Tensor) or like.ndim < 3:
+        got = tuple(like.shape) if isinstance(like, torch.Tensor) else type(like).__name__
+        raise OptiscopeError(f"Expected `masks` of shape (N, H, W) beside the `{name}` maps, but got {got}")
     expected = (like.shape[0], *like.shape[-2:])
     if not isinstance(maps, torch.Tensor) or maps.ndim != 3 or tuple(maps.shape) != expected:
         got = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
@@ -274,7 +278,8 @@ def metrics_table(
     """Score each ``methods[name](inputs, target) -> maps`` on every image, a batch at a time (a progress iterator).
 
     Validated when called; refuses more than ``MAX_METRIC_PASSES`` images through the model
-    (images × methods × (2·steps + 4): the deletion and insertion curves plus the drop/increase pair).
+    (images × methods × (2·steps + 4): the deletion and insertion curves plus the drop/increase pair), and
+    more than ``MAX_STATE_PASSES`` between two states (batch_size × (2·steps + 4)).
 
     >>> from core.cam.models import ShapesCNN
     >>> x, y, m = torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), torch.ones(2, 32, 32, dtype=torch.bool)
@@ -298,6 +303,12 @@ def metrics_table(
         passes,
         MAX_METRIC_PASSES,
         hint="Score fewer images.",
+    )
+    check_budget(
+        "images through the model per progress state (batch_size × (2·steps + 4))",
+        min(batch_size, n) * (2 * steps + 4),
+        MAX_STATE_PASSES,
+        hint="Lower `batch_size` or `steps`.",
     )
     return _table_loop(model, inputs, target, masks, dict(methods), batch_size, steps, substrate)
 
