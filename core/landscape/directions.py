@@ -84,7 +84,7 @@ def random_direction(
 
 def _gaussian(params: Params, seed: int) -> torch.Tensor:
     check_point(params)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    gen = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     return torch.randn(sum(v.numel() for v in params.values()), generator=gen, dtype=torch.float64)
 
 

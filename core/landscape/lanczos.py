@@ -158,7 +158,7 @@ def eigenpairs(
     """
     check_choice("which", which, WHICH)
     check_positive("tol", tol)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     op = HessianOperator(loss_fn, params)
     k = check_int("k", k, 1, min(op.size, MAX_K))
     max_iter = check_max_iter(max_iter, op.size)
@@ -227,12 +227,13 @@ def spectral_density(
     ([1.0, 2.0, 3.0, 4.0, 5.0], 1.0)
     """
     n_runs = check_int("n_runs", n_runs, 1)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     n_bins = check_int("n_bins", n_bins, 2)
     check_positive("sigma2", sigma2)
     op = HessianOperator(loss_fn, params)
     m = check_int("m", m, 2, op.size)
     check_budget("Krylov basis elements n_runs·m·P", n_runs * m * op.size, MAX_BASIS, hint="Lower `n_runs` or `m`.")
+    check_budget("density kernel elements n_bins·n_runs·m", n_bins * n_runs * m, MAX_BASIS, hint="Lower `n_bins`.")
     gen = torch.Generator().manual_seed(seed)
     dtype, device = basis_dtype(op.device), op.device
     start = torch.randint(0, 2, (n_runs, op.size), generator=gen, dtype=torch.float64).to(device, dtype) * 2 - 1

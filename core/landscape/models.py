@@ -117,7 +117,7 @@ def training_trajectory(*, every: int = 20, seed: int = 0, steps: int | None = N
     (3, (64, 64))
     """
     every = check_int("every", every, 1)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 2)  # the batches take seed + 1
     steps = CHECKPOINTS["digits-mlp-converged"] if steps is None else check_int("steps", steps, 0, 10_000)
     return [
         {k: v.detach().clone() for k, v in model.named_parameters()}

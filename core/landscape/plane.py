@@ -42,7 +42,7 @@ def plane(loss_fn: LossFn, params: Params, *, axes: str = "random", i: int = 1, 
     """
     check_choice("axes", axes, AXES)
     i, j = check_int("i", i, 1, MAX_PAIR), check_int("j", j, 1, MAX_PAIR)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     if axes == "random":
         d1, d2 = random_directions(params, norm="filter", seed=seed)
         return Plane(d1, d2, "filter-normalized random (Gaussian, Gram–Schmidt)")

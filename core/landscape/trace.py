@@ -66,7 +66,7 @@ def hessian_trace(
     """
     check_choice("method", method, TRACE_METHODS)
     n_probes = check_int("n_probes", n_probes, 1, MAX_PROBES)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     op = HessianOperator(loss_fn, params)
     matvec = lambda v: op.matvec(v).double()  # noqa: E731
     trace, stderr = _trace(matvec, op.size, n_probes, torch.Generator().manual_seed(seed), method, op.device)
@@ -111,7 +111,7 @@ def layer_spectra(
     [('a', 3.0, 4.0), ('b', 5.0, 5.0)]
     """
     n_probes = check_int("n_probes", n_probes, 1, MAX_PROBES)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     check_positive("tol", tol)
     chosen = list(params) if names is None else [check_choice("names", name, tuple(params)) for name in names]
     op = HessianOperator(loss_fn, params)
