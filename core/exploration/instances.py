@@ -13,6 +13,7 @@ from core.exploration.mdp import LinearMixtureMDP
 WEAK = {1: 0.3, 0: 0.4, -1: 0.3}  # "right" against the current: next-state offset -> probability
 STRONG = {1: 0.9, 0: 0.1}
 CHAIN_THETA = (1.0, 0.9, 0.8, 0.7, 0.9)
+MAX_STATES = 100  # chain states: the features hold 2·n_states²·(segments + 1) numbers, segments ≤ n_states
 TRADE_OFF = (0.3, 1.0)  # the trade-off reward: 0.3 at the first state, 1 at the last
 
 
@@ -25,7 +26,8 @@ def chain_mdp(
     (strong − weak) to "right" inside segment j, strong = (s+1: .9, stay: .1). θ*_j is therefore identifiable
     only by swimming right inside segment j, and random play drifts left.
     """
-    n_states, segments = check_int("n_states", n_states, 2), check_int("segments", segments, 1, n_states)
+    n_states = check_int("n_states", n_states, 2, MAX_STATES)
+    segments = check_int("segments", segments, 1, n_states)
     phi = torch.zeros(n_states, 2, n_states, segments + 1, dtype=dtype, device=device)
     for s in range(n_states):
         phi[s, 0, max(s - 1, 0), 0] = 1.0
@@ -39,6 +41,7 @@ def chain_mdp(
 
 def chain_rewards(*, n_states: int = 12, dtype=torch.float64, device=None) -> torch.Tensor:
     """The reward set: one "goal state g" reward per state, plus the trade-off reward. (S + 1, S)."""
+    n_states = check_int("n_states", n_states, 2, MAX_STATES)
     goals = torch.eye(n_states, dtype=dtype, device=device)
     trade_off = torch.zeros(1, n_states, dtype=dtype, device=device)
     trade_off[0, 0], trade_off[0, -1] = TRADE_OFF
