@@ -427,13 +427,20 @@ def outcome(entry: str, name: str, build: Callable[[], Any]) -> str | None:
     function, kwargs = resolve(entry)
     try:
         with bounded():
-            result = call(function, {**kwargs, name: build()})
+            bad = build()  # built inside: a config's __post_init__ may refuse it (a pass)
+            result = call(function, {**kwargs, name: bad})
     except OptiscopeError:
         return None
     except Exception as err:  # any other exception is the finding
         return f"{type(err).__name__}: {str(err)[:200]}"
-    silent = sorted(set(non_finite(result)) - baseline(entry))
+    silent = sorted(set(non_finite(result)) - baseline(entry) - echoed_inf(function, name, bad))
     return f"returned non-finite {silent[:5]}" if silent else None
+
+
+def echoed_inf(function: Callable, name: str, bad: Any) -> set[str]:
+    """A validated config that accepts ``inf`` keeps it as given: a documented "off" switch (privacy's ε = inf:
+    no noise), not a computed non-finite result. NaN is never such a switch."""
+    return {f".{name}"} if inspect.isclass(function) and isinstance(bad, float) and bad == math.inf else set()
 
 
 def _record(entry: str, tried: int, failure: str | None) -> None:
