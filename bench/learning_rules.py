@@ -73,7 +73,7 @@ def main() -> None:
         "",
         f"## NoProp-DT vs backprop on digits (T = 10, {epochs} epochs, 1,437 train / 360 test)",
         "",
-        "| method | s / epoch | ratio to NoProp | peak memory | test acc (noise-free) |",
+        "| method | s / epoch (incl. test eval) | ratio to NoProp | peak memory | test acc (noise-free) |",
         "|---|---|---|---|---|",
         *noprop_rows(epochs, args.device),
         "",
