@@ -57,7 +57,7 @@ def test_zeroth_order_error_and_cosine_match_theory(d, method):
     ests = torch.stack(ests)
     rel = ((ests - true).pow(2).sum(-1) / true.pow(2).sum()).mean()
     cos = torch.cosine_similarity(ests, true.expand_as(ests), dim=-1).mean()
-    expected = theory(d, k, method)
+    expected = theory(d, k, method=method)
     assert float(rel) == pytest.approx(expected["rel_mse"], rel=0.1)
     assert float(cos) == pytest.approx(expected["cosine"], rel=0.1)
 

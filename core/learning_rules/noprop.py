@@ -23,7 +23,7 @@ METHODS = ("noprop", "backprop_chain", "mlp")
 EPOCH_BUDGET = 2_000  # epochs × blocks: keeps one run under about a minute on one CPU core
 
 
-def schedule(T: int, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+def schedule(T: int, *, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
     """The cosine schedule abar_t = clip(sin²(πt/2T), 1e-3, .999) for t = 0..T and the chain's a_t, b_t, c_t, SNR(t).
 
     ``a``, ``b``, ``c`` have T entries (t = 1..T); ``abar`` and ``snr`` have T + 1 (t = 0..T).

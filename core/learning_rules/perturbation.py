@@ -22,7 +22,7 @@ ESTIMATORS = ("weight", "antithetic", "spsa", "forward")
 PROBE_BUDGET = 5e7  # n_samples × d floats of directions held at once
 
 
-def theory(d: int, n_samples: int, method: str = "weight") -> dict[str, float]:
+def theory(d: int, n_samples: int, *, method: str = "weight") -> dict[str, float]:
     """Relative mean squared error E||ĝ-g||²/||g||² and the cosine (1 + relMSE)^-1/2 for K = ``n_samples`` probes.
 
     >>> theory(99, 1)["rel_mse"]
@@ -95,7 +95,7 @@ def node_perturbation(
 
 
 def error_vs_dimension(
-    method: str, dims: tuple[int, ...] = (10, 100, 1000), *, n_samples: int = 10, repeats: int = 100, seed: int = 0
+    method: str, *, dims: tuple[int, ...] = (10, 100, 1000), n_samples: int = 10, repeats: int = 100, seed: int = 0
 ) -> list[dict[str, float]]:
     """Measured relative error and cosine of ``method`` on a linear loss L(θ) = g·θ (exact slopes, so only the
     directions' variance shows), beside :func:`theory`, one row per d."""
@@ -116,7 +116,7 @@ def error_vs_dimension(
         )
         rel = float(((ests - true).pow(2).sum(-1) / true.pow(2).sum()).mean())
         cos = float(torch.cosine_similarity(ests, true.expand_as(ests), dim=-1).mean())
-        expected = theory(d, n_samples, method)
+        expected = theory(d, n_samples, method=method)
         rows.append(
             {
                 "d": d,
