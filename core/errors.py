@@ -83,7 +83,9 @@ def check_budget(what: str, amount: float, limit: float, *, hint: str = "") -> N
     core.errors.OptiscopeError: This run needs 3e+09 particle-steps N·d·steps; the budget is 2e+09.
     """
     if amount > limit:
-        raise OptiscopeError(f"This run needs {amount:.3g} {what}; the budget is {limit:.3g}.{' ' + hint if hint else ''}")
+        raise OptiscopeError(
+            f"This run needs {amount:.3g} {what}; the budget is {limit:.3g}.{' ' + hint if hint else ''}"
+        )
 
 
 def _number(name: str, value: Any) -> float:

@@ -172,8 +172,13 @@ class Player:
             if run.playing != polling:
                 st.rerun(scope="app")  # start or stop polling: only a full run can change `run_every`
             play, step_, reset_, count = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-            play.button("❚❚ Pause" if run.playing else "▶ Play", key=f"{self.key}-play", on_click=toggle,
-                        disabled=run.done, width="stretch")
+            play.button(
+                "❚❚ Pause" if run.playing else "▶ Play",
+                key=f"{self.key}-play",
+                on_click=toggle,
+                disabled=run.done,
+                width="stretch",
+            )
             step_.button("Step", key=f"{self.key}-step", on_click=step, disabled=run.done, width="stretch")
             reset_.button("Reset", key=f"{self.key}-reset", on_click=reset, width="stretch")
             count.metric("Step", len(run.states))

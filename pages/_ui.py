@@ -158,12 +158,15 @@ def _initial(key: str, **default: Any) -> dict[str, Any]:
     return {} if key in st.session_state else default
 
 
-def slider(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+def slider(
+    label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any
+) -> Any:
     if not isinstance(value, (tuple, list)):
         _check_number_link(key, min_value, max_value, value)
     _lessons.record(key, low=min_value, high=max_value, value=st.session_state.get(key, value))
-    return (where or st.sidebar).slider(label, min_value, max_value, key=key, bind="query-params",
-                                        **_initial(key, value=value), **kwargs)
+    return (where or st.sidebar).slider(
+        label, min_value, max_value, key=key, bind="query-params", **_initial(key, value=value), **kwargs
+    )
 
 
 def select(
@@ -176,9 +179,16 @@ def select(
     """
     keys, fmt = _options(options)
     index = _bind_choice(key, keys, options, value)
-    return (where or st.sidebar).selectbox(label, keys, **_initial(key, index=index),
-                                           key=key, format_func=fmt, on_change=_write_choice, args=(key, value),
-                                           **kwargs)
+    return (where or st.sidebar).selectbox(
+        label,
+        keys,
+        **_initial(key, index=index),
+        key=key,
+        format_func=fmt,
+        on_change=_write_choice,
+        args=(key, value),
+        **kwargs,
+    )
 
 
 def radio(
@@ -187,8 +197,16 @@ def radio(
     """A radio bound to the URL by registry key (see :func:`select`)."""
     keys, fmt = _options(options)
     index = _bind_choice(key, keys, options, value)
-    return (where or st.sidebar).radio(label, keys, **_initial(key, index=index), key=key,
-                                       format_func=fmt, on_change=_write_choice, args=(key, value), **kwargs)
+    return (where or st.sidebar).radio(
+        label,
+        keys,
+        **_initial(key, index=index),
+        key=key,
+        format_func=fmt,
+        on_change=_write_choice,
+        args=(key, value),
+        **kwargs,
+    )
 
 
 def _options(options: Mapping[str, str] | Sequence[Any]) -> tuple[list[Any], Any]:
@@ -269,11 +287,20 @@ def _within(value: Any, low: Any, high: Any) -> bool:
     return value == value and (low is None or value >= low) and (high is None or value <= high)
 
 
-def number(label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any) -> Any:
+def number(
+    label: str, min_value: Any, max_value: Any, value: Any, key: str, *, where: Any = None, **kwargs: Any
+) -> Any:
     _check_number_link(key, min_value, max_value, value)
     _lessons.record(key, low=min_value, high=max_value, value=st.session_state.get(key, value))
-    return (where or st.sidebar).number_input(label, min_value=min_value, max_value=max_value, key=key,
-                                              bind="query-params", **_initial(key, value=value), **kwargs)
+    return (where or st.sidebar).number_input(
+        label,
+        min_value=min_value,
+        max_value=max_value,
+        key=key,
+        bind="query-params",
+        **_initial(key, value=value),
+        **kwargs,
+    )
 
 
 def toggle(label: str, value: bool, key: str, *, where: Any = None, **kwargs: Any) -> bool:
@@ -361,8 +388,13 @@ def chart(
     if data is not None:
         ext, mime = ("csv", "text/csv") if isinstance(data, pd.DataFrame) else ("json", "application/json")
         left.download_button(  # serialized on click, not on every rerun
-            f"Data ({ext.upper()})", lambda: _table_bytes(data), f"{stem}.{ext}", mime, key=f"{key}-data",
-            on_click="ignore", icon=":material/download:",
+            f"Data ({ext.upper()})",
+            lambda: _table_bytes(data),
+            f"{stem}.{ext}",
+            mime,
+            key=f"{key}-data",
+            on_click="ignore",
+            icon=":material/download:",
         )
 
     def figure_html() -> bytes:
@@ -371,8 +403,13 @@ def chart(
         return buffer.getvalue().encode()
 
     right.download_button(
-        "Figure (HTML)", figure_html, f"{stem}.html", "text/html", key=f"{key}-html",
-        on_click="ignore", icon=":material/download:",
+        "Figure (HTML)",
+        figure_html,
+        f"{stem}.html",
+        "text/html",
+        key=f"{key}-html",
+        on_click="ignore",
+        icon=":material/download:",
     )
 
 
@@ -436,32 +473,59 @@ def animate(
     for frame, frame_name in zip(frames, names, strict=True):
         frame.name = frame_name
     labels = labels or names
-    play = {"frame": {"duration": duration_ms, "redraw": True}, "transition": {"duration": 0},
-            "fromcurrent": True, "mode": "immediate"}
+    play = {
+        "frame": {"duration": duration_ms, "redraw": True},
+        "transition": {"duration": 0},
+        "fromcurrent": True,
+        "mode": "immediate",
+    }
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
     fig.frames = list(frames)
     fig.update_layout(
-        updatemenus=[{
-            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.1, "xanchor": "left", "yanchor": "top",
-            "showactive": False, "pad": {"r": 8, "t": 8},
-            "buttons": [
-                {"label": "▶", "method": "animate", "args": [None, play]},
-                {"label": "❚❚", "method": "animate", "args": [[None], pause]},
-            ],
-        }],
-        sliders=[{
-            "active": 0, "x": 0.0, "len": 1.0, "y": -0.1, "yanchor": "top", "pad": {"t": 8, "l": 100},  # px: clears ▶ ❚❚
-            "currentvalue": {"prefix": prefix},
-            "steps": [
-                {"label": str(label), "method": "animate",
-                 "args": [[frame_name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
-                                         "transition": {"duration": 0}}]}
-                for frame_name, label in zip(names, labels, strict=True)
-            ],
-        }],
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.1,
+                "xanchor": "left",
+                "yanchor": "top",
+                "showactive": False,
+                "pad": {"r": 8, "t": 8},
+                "buttons": [
+                    {"label": "▶", "method": "animate", "args": [None, play]},
+                    {"label": "❚❚", "method": "animate", "args": [[None], pause]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": 0,
+                "x": 0.0,
+                "len": 1.0,
+                "y": -0.1,
+                "yanchor": "top",
+                "pad": {"t": 8, "l": 100},  # px: clears ▶ ❚❚
+                "currentvalue": {"prefix": prefix},
+                "steps": [
+                    {
+                        "label": str(label),
+                        "method": "animate",
+                        "args": [
+                            [frame_name],
+                            {
+                                "frame": {"duration": 0, "redraw": True},
+                                "mode": "immediate",
+                                "transition": {"duration": 0},
+                            },
+                        ],
+                    }
+                    for frame_name, label in zip(names, labels, strict=True)
+                ],
+            }
+        ],
     )
     return fig
-
 
 
 def metrics(values: Mapping[str, Any], *, where: Any = None, help: Mapping[str, str] | None = None) -> None:
@@ -485,17 +549,27 @@ def image_grid(
     """Images side by side with hidden axes: (H, W) arrays as heatmaps, (H, W, 3) uint8 arrays as pictures."""
     columns = columns or len(images)
     rows = -(-len(images) // columns)
-    fig = make_subplots(rows, columns, subplot_titles=list(titles) if titles else None,
-                        horizontal_spacing=0.01, vertical_spacing=0.04)
+    fig = make_subplots(
+        rows, columns, subplot_titles=list(titles) if titles else None, horizontal_spacing=0.01, vertical_spacing=0.04
+    )
     for i, image in enumerate(images):
         row, col = divmod(i, columns)
         image = np.asarray(image)
         if image.ndim == 3:
             fig.add_trace(go.Image(z=image, hoverinfo="skip"), row + 1, col + 1)
         else:
-            fig.add_trace(go.Heatmap(z=image, colorscale=colorscale, zmin=zmin, zmax=zmax,
-                                     showscale=showscale and i == 0, hovertemplate="%{z:.3g}<extra></extra>"),
-                          row + 1, col + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=image,
+                    colorscale=colorscale,
+                    zmin=zmin,
+                    zmax=zmax,
+                    showscale=showscale and i == 0,
+                    hovertemplate="%{z:.3g}<extra></extra>",
+                ),
+                row + 1,
+                col + 1,
+            )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     return fig.update_layout(height=height * rows, margin={"l": 0, "r": 0, "t": 30, "b": 0})

@@ -18,8 +18,12 @@ def player_script() -> None:
     from pages import _ui as ui
 
     speed = st.sidebar.slider("speed", 1, 3, 1, key="speed")
-    ui.Player("demo", lambda: itertools.count(0, speed), config=speed,
-              render=lambda states: st.write(f"last={states[-1] if states else None}")).show()
+    ui.Player(
+        "demo",
+        lambda: itertools.count(0, speed),
+        config=speed,
+        render=lambda states: st.write(f"last={states[-1] if states else None}"),
+    ).show()
 
 
 def test_player_steps_resets_and_restarts_on_new_settings() -> None:
