@@ -46,6 +46,8 @@ def run() -> None:
     }
     page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
     _lessons.begin(page.url_path)
+    if teacher_mode() and _lessons.active() is None:
+        st.html(ui.HIDE_SIDEBAR)  # every page, the gallery too (a lesson shows its own controls instead)
     _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
     page.run()
     _lessons.finish()  # checks a lesson step's controls against the widgets the page rendered

@@ -63,7 +63,7 @@ __all__ = [
 log = logging.getLogger("optiscope")
 TEACHER_PARAM = "teacher"
 SEED_KEY = "seed"
-_HIDE_SIDEBAR = """<style>
+HIDE_SIDEBAR = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
 {display: none !important;}
 </style>"""
@@ -93,7 +93,7 @@ def header(slug: str) -> Lab:
     st.caption(f"{lab.pitch} After *{lab.paper}* ([arXiv:{lab.arxiv}]({lab.paper_url})).")
     lesson_keys = _lessons.panel(slug)
     if teacher_mode():
-        st.html(_lesson_only_css(lesson_keys) if lesson_keys else _HIDE_SIDEBAR)
+        st.html(_lesson_only_css(lesson_keys) if lesson_keys else HIDE_SIDEBAR)
     return lab
 
 
