@@ -177,27 +177,20 @@ def select(
     ``options`` is ``{key: label}`` (or a sequence of keys shown as they are). Links that carry an old
     display label still select its key; an unknown value falls back to ``value`` with a notice.
     """
-    keys, fmt = _options(options)
-    index = _bind_choice(key, keys, options, value)
-    return (where or st.sidebar).selectbox(
-        label,
-        keys,
-        **_initial(key, index=index),
-        key=key,
-        format_func=fmt,
-        on_change=_write_choice,
-        args=(key, value),
-        **kwargs,
-    )
+    return _choice((where or st.sidebar).selectbox, label, options, value, key, kwargs)
 
 
 def radio(
     label: str, options: Mapping[str, str] | Sequence[Any], value: Any, key: str, *, where: Any = None, **kwargs: Any
 ) -> Any:
     """A radio bound to the URL by registry key (see :func:`select`)."""
+    return _choice((where or st.sidebar).radio, label, options, value, key, kwargs)
+
+
+def _choice(widget: Any, label: str, options: Any, value: Any, key: str, kwargs: dict[str, Any]) -> Any:
     keys, fmt = _options(options)
     index = _bind_choice(key, keys, options, value)
-    return (where or st.sidebar).radio(
+    return widget(
         label,
         keys,
         **_initial(key, index=index),
