@@ -9,6 +9,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -153,9 +154,19 @@ def test_redis_going_away_falls_back_to_local_caches_with_a_warning(redis_url, c
 
 
 def test_unreachable_redis_at_start_serves_locally():
+    pytest.importorskip("redis", reason="the redis client is in requirements-cluster.txt")
     replica = store.ResultStore(f"redis://127.0.0.1:{_free_port()}/0")
     replica.put("k", _result())
     assert replica.get("k", Result).step == 3 and replica.stats["redis_errors"] == 1
+
+
+def test_redis_url_without_the_client_package_serves_locally_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "redis", None)  # what a fresh machine without requirements-cluster.txt has
+    with caplog.at_level(logging.WARNING, logger="optiscope.store"):
+        replica = store.ResultStore(f"redis://127.0.0.1:{_free_port()}/0")
+    replica.put("k", _result())
+    assert replica.get("k", Result).step == 3 and replica.stats["local_hits"] == 1
+    assert any("requirements-cluster.txt" in r.message for r in caplog.records)
 
 
 def test_cached_stores_the_final_state_of_a_finished_run_only():
