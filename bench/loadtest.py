@@ -206,7 +206,7 @@ def report(loaded: list[dict], alone: list[dict], problems: list[str], wall: flo
         "",
         f"{len(loaded)} Playwright contexts (Debian chromium) opened at once on a fresh server (cold caches),",
         "each a lab with its own seed; the same URLs then opened one at a time on a second fresh server.",
-        f"Machine: {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPU cores "
+        f"Machine: {os.cpu_count()} CPU cores "
         f"(shared, load average {os.getloadavg()[1]:.1f} over the last 5 min at the end); wall time of the "
         f"concurrent pass {wall:.0f} s.",
         "",
