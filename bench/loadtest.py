@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -25,6 +26,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,7 +48,11 @@ FLAGS = [
 ]
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-SETTLED = f'() => document.querySelector("{IDLE}") !== null && !document.querySelector("[data-testid=\'stSkeleton\']")'
+# Settled: the script idle, nothing loading, no background job's progress bar and no live player still playing
+# (a figure read earlier would be a frame of a run, not the run's result).
+SETTLED = f"""() => document.querySelector("{IDLE}") !== null
+    && !document.querySelector("[data-testid='stSkeleton'], [data-testid='stProgress']")
+    && !Array.from(document.querySelectorAll("button")).some(b => b.innerText.includes("Pause"))"""
 # a drawn chart, or an exception box (a broken page must not hold the run until the timeout)
 FIRST_CHART = (
     "() => document.querySelector(\"[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg\") !== null"
@@ -159,14 +166,28 @@ async def sessions(paths: list[str], *, concurrent: bool, url: str | None = None
     return visits
 
 
+# The browser sizes each chart to its container (layout width/height): presentation, not a figure's value.
+PRESENTATION = {"width", "height"}
+
+
+def decoded(value: object) -> object:
+    """Plotly's typed arrays ({dtype, bdata, shape}) as lists of numbers, so they compare value by value."""
+    if isinstance(value, dict) and set(value) >= {"dtype", "bdata"}:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return array.reshape([int(n) for n in str(value.get("shape", len(array))).split(",")]).tolist()
+    return value
+
+
 def differences(a: object, b: object, path: str = "") -> Iterator[tuple[str, float]]:
     """(path, |a - b|) where two JSON values differ: numbers by their distance, anything else by inf."""
+    a, b = decoded(a), decoded(b)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if a != b:
-            yield path, abs(a - b)
+        if a != b and not (math.isnan(a) and math.isnan(b)):
+            yield path, abs(a - b) if math.isfinite(a - b) else math.inf
     elif isinstance(a, dict) and isinstance(b, dict):
         for key in a.keys() | b.keys():
-            yield from differences(a.get(key), b.get(key), f"{path}.{key}")
+            if not (path == "[1]" and key in PRESENTATION):  # [1] is a figure's layout
+                yield from differences(a.get(key), b.get(key), f"{path}.{key}")
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from differences(x, y, f"{path}[{i}]")
