@@ -85,11 +85,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reruns", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="10 reruns, printed only (results not written)")
+    parser.add_argument("--pages", nargs="*", default=PAGES, help="page files (default: every page)")
     args = parser.parse_args()
     reruns = 10 if args.quick else args.reruns
     first = rss_mb()
     rows = []
-    for path in PAGES:
+    for path in args.pages:
         rows.append(soak(path, reruns))
         print(rows[-1], flush=True)
     publish("soak", report(rows, reruns, first, rss_mb()), quick=args.quick)
