@@ -1,19 +1,20 @@
-"""The README's benchmark table, generated from bench/results/*.md so that it cannot drift from them.
+"""The README's benchmark table, generated from the results history so that it cannot drift from it.
 
     python bench/readme_table.py           # rewrite the table between the README's markers
     python bench/readme_table.py --check   # exit 1 if the README's table differs from the results
 
-Each row quotes cells of a results file by section, row and column; a results file whose layout
-changed makes this script fail naming the file and the cell, never quote a stale number. A results
-file that no row quotes still gets a row pointing to it.
+A full benchmark run appends its headline numbers to bench/results/history/<lab>.jsonl (bench/_common.py); each
+row here shows the median over runs of the headline numbers it names, with the number of runs. A row naming a
+number its lab's history lacks fails naming the lab and the number, never quotes a stale one. Labs with no
+numeric headline (load test, soak) are quoted from their latest report. A lab no row names still gets a row.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,73 +23,32 @@ RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
-
-@dataclass(frozen=True)
-class Table:
-    section: str  # the heading above it ("" before any heading)
-    header: list[str]
-    rows: list[list[str]]
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import read_history  # noqa: E402
 
 
 class Results:
-    """One results file: its tables by section, and its lines."""
+    """One lab: its latest report (bench/results/<lab>.md) and its runs (bench/results/history/<lab>.jsonl)."""
 
-    def __init__(self, name: str, text: str) -> None:
-        self.name, self.text = name, text
-        self.tables = list(_tables(text))
+    def __init__(self, name: str, text: str, runs: list[dict]) -> None:
+        self.name, self.text, self.runs = name, text, runs
 
-    def cell(self, column: str, *, row: str | None = None, section: str = "") -> str:
-        """The cell under ``column`` in the row whose first cell starts with ``row`` (first row if None)."""
-        for table in self.tables:
-            if section not in table.section or column not in table.header:
-                continue
-            for cells in table.rows:
-                if row is None or cells[0].startswith(row):
-                    return cells[table.header.index(column)].replace("**", "")
-        raise KeyError(f"bench/results/{self.name}.md: no cell {column!r} in row {row!r} under {section!r}")
+    def median(self, key: str) -> tuple[float, int]:
+        """The median of headline number ``key`` over the runs that have it, and how many runs have it."""
+        values = [run["headline"][key] for run in self.runs if key in run["headline"]]
+        if not values:
+            raise KeyError(f"bench/results/history/{self.name}.jsonl: no run has the headline number {key!r}")
+        return statistics.median(values), len(values)
 
-    def rows(self, *, section: str) -> list[dict[str, str]]:
-        """The rows of the first table under ``section``, as {column: cell}."""
-        for table in self.tables:
-            if section in table.section:
-                return [dict(zip(table.header, cells, strict=False)) for cells in table.rows]
-        raise KeyError(f"bench/results/{self.name}.md: no table under {section!r}")
-
-    def column(self, column: str, *, section: str = "") -> list[tuple[str, str]]:
-        """(first cell, cell under ``column``) for every row of the table under ``section``."""
-        for table in self.tables:
-            if section in table.section and column in table.header:
-                return [(cells[0], cells[table.header.index(column)]) for cells in table.rows]
-        raise KeyError(f"bench/results/{self.name}.md: no column {column!r} under {section!r}")
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys(key for run in self.runs for key in run["headline"]))
 
     def match(self, pattern: str) -> str:
-        """The first group of ``pattern`` in the file."""
+        """The first group of ``pattern`` in the latest report."""
         found = re.search(pattern, self.text, flags=re.MULTILINE)
         if not found:
             raise KeyError(f"bench/results/{self.name}.md: nothing matches {pattern!r}")
         return found.group(1)
-
-
-def _tables(text: str):
-    section, lines = "", text.splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("#"):
-            section = lines[i].lstrip("#").strip()
-        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1]):
-            header = _cells(lines[i])
-            i += 2
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-            yield Table(section, header, rows)
-            continue
-        i += 1
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
 @dataclass(frozen=True)
@@ -96,184 +56,143 @@ class Row:
     lab: str  # the results file's stem
     label: str
     what: str  # what is measured, and what the ratio compares
-    value: Callable[[Results], str]
+    keys: tuple[str, ...] = ()  # headline numbers shown (median over runs); () = every one the lab has
     target: str = "report"
+    quote: str = ""  # instead of numbers: a regex whose first group is quoted from the latest report
 
 
-def _cbo_throughput(r: Results) -> str:
-    return "; ".join(
-        f"{row.get('Optiscope dtype', 'float32')}: {row['Optiscope particle-steps/s']} vs "
-        f"{next(v for k, v in row.items() if k.startswith('CBXpy'))}: **{row['ratio'].strip('*')}**"
-        for row in r.rows(section="Throughput")
-    )
+def measured(row: Row, r: Results) -> str:
+    if row.quote:
+        return r.match(row.quote)
+    if not r.runs:
+        return f"no run in the history yet: `python bench/{r.name}.py`"
+    medians = {key: r.median(key) for key in row.keys or r.keys()}
+    counts = sorted({n for _, n in medians.values()})
+    runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return "; ".join(f"{key} **{_number(value)}**" for key, (value, _) in medians.items()) + f" (median of {runs} runs)"
 
 
-def _faithfulness(r: Results) -> str:
-    methods = {
-        "Grad-CAM": "Grad-CAM (ours)",
-        "CF-CAM": "CF-CAM (ours, gaussian",
-        "Score-CAM": "Score-CAM (ours)",
-        "random": "random",
-    }
-    columns = ("deletion ↓", "insertion ↑", "pointing ↑")
-    return ", ".join(
-        f"{name} " + " / ".join(r.cell(c, row=row, section="Faithfulness") for c in columns)
-        for name, row in methods.items()
-    )
+def _number(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
-APG_OVERHEAD = r"APG overhead per step: (\S+%)"
-PARITY = r"max \|Δ\| over \d+ maps: (.*?) \("
 ROWS = [
     Row(
         "cbo",
         "CBO",
-        "particle-steps/s, Rastrigin d=20, N=1,000, M=10: ours (float32, and float64 where measured) vs CBXpy (float64)",
-        _cbo_throughput,
-        "≥ 4×",
-    ),
-    Row(
-        "cbo",
-        "CBO",
-        "success rate, d=20, ‖v − x*‖∞ < 0.25 (ours vs CBXpy)",
-        lambda r: ", ".join(
-            f"N={n}: {r.cell('Optiscope', row=n, section='Success')} / {r.cell('CBXpy', row=n, section='Success')}"
-            for n, _ in r.column("Optiscope", section="Success")
-        ),
-    ),
-    Row(
-        "cbo",
-        "CBO",
-        "scaling in N, one run (ours float32 / CBXpy float64)",
-        lambda r: ", ".join(f"{ratio} (N={n})" for n, ratio in r.column("ratio", section="Scaling")),
+        "particle-steps/s, Rastrigin d=20, ours vs CBXpy at N = 10²…10⁶ (float64 vs float64, float32 second); "
+        "success rates",
+        target="≥ 4× at every N; equal success",
     ),
     Row(
         "landscape",
         "Landscape",
-        "41×41 loss grid, digits MLP: ours vs loss-landscapes / a plain loop",
-        lambda r: (
-            f"{r.cell('ours', row='41×41')} vs {r.cell('anchor', row='41×41')}: **{r.cell('speed-up', row='41×41')}**"
-        ),
-        "≥ 2×",
-    ),
-    Row(
-        "landscape",
-        "Landscape",
-        "top-5 Hessian eigenvalues: ours (Lanczos) vs PyHessian",
-        lambda r: (
-            f"{r.cell('ours', row='top-5')} vs {r.cell('anchor', row='top-5')}: **{r.cell('speed-up', row='top-5')}**"
-        ),
-        "≥ 2× at ≤ 1e-5",
-    ),
-    Row(
-        "landscape",
-        "Landscape",
-        "Hessian trace in PyHessian's HVP budget: Hutch++ vs PyHessian's Hutchinson",
-        lambda r: f"{r.cell('ours', row='trace')} vs {r.cell('anchor', row='trace')} ({r.cell('notes', row='trace')})",
-        "≤ 1%",
-    ),
-    Row(
-        "landscape",
-        "Landscape",
-        "SLQ density (1 run × 100 steps): ours vs PyHessian",
-        lambda r: f"**{r.cell('speed-up', row='SLQ')}** ({r.cell('notes', row='SLQ')})",
+        "41×41 loss grid vs loss-landscapes; top-5 eigenvalues vs PyHessian; Hessian trace error vs PyHessian's at "
+        "equal HVPs; SLQ density",
+        target="≥ 2×; ≥ 2× at ≤ 1e-5; trace ≤ 1% at ≤ 40 HVPs",
     ),
     Row(
         "guidance",
         "Guidance",
-        "per-step cost vs plain CFG, digits UNet (step / CFG)",
-        lambda r: (
-            f"APG **{r.match(APG_OVERHEAD)}**; step / CFG: "
-            + ", ".join(
-                f"{name} {ratio}" for name, ratio in r.column("step / CFG", section="Per-step") if name != "CFG"
-            )
-        ),
+        "APG's cost over plain CFG, digits UNet: whole sampler steps timed in interleaved APG/CFG pairs, and the "
+        "guider's combine alone as a share of a step",
+        ("APG step overhead, interleaved pairs (%)", "APG combine, share of a step (%)"),
         "APG < 3%",
     ),
     Row(
         "guidance",
         "Guidance",
-        "adaptive guidance with its adaptive test (γ̄ < 1) vs CFG: model calls saved, and quality",
-        lambda r: r.match(r"^\*\*Headline[^*]*\*\* *(.*)"),
+        "adaptive guidance with its adaptive test (γ̄ = 0.99) vs CFG: model calls saved, and k-NN precision / recall",
+        ("AG model calls saved (%)", "AG precision", "CFG precision", "AG recall", "CFG recall"),
         "≥ 25%",
     ),
     Row(
         "cam",
         "CF-CAM",
         "latency per image, batch 1 / 32: CF-CAM vs our Grad-CAM",
-        lambda r: f"**{r.cell('batch 1', row='CF-CAM / Grad-CAM')} / {r.cell('batch 32', row='CF-CAM / Grad-CAM')}**",
+        ("CF-CAM / Grad-CAM, batch 1 (×)", "CF-CAM / Grad-CAM, batch 32 (×)"),
         "≤ 3×",
     ),
     Row(
         "cam",
         "CF-CAM",
         "latency per image, batch 1 / 32: Score-CAM vs CF-CAM",
-        lambda r: f"**{r.cell('batch 1', row='Score-CAM / CF-CAM')} / {r.cell('batch 32', row='Score-CAM / CF-CAM')}**",
+        ("Score-CAM / CF-CAM, batch 1 (×)", "Score-CAM / CF-CAM, batch 32 (×)"),
         "≥ 10×",
     ),
     Row(
         "cam",
         "CF-CAM",
-        "our Grad-CAM vs pytorch-grad-cam (their time / ours), batch 1 / 32; parity",
-        lambda r: (
-            f"{r.cell('batch 1', row='pytorch-grad-cam Grad-CAM')} / "
-            f"{r.cell('batch 32', row='pytorch-grad-cam Grad-CAM')}; "
-            f"max |Δ| {r.match(PARITY)}"
+        "our Grad-CAM vs pytorch-grad-cam (their time / ours), batch 1 / 32; parity (max |Δ| over 8 maps)",
+        (
+            "pytorch-grad-cam / our Grad-CAM, batch 1 (×)",
+            "pytorch-grad-cam / our Grad-CAM, batch 32 (×)",
+            "max |Δ| vs captum",
+            "max |Δ| vs pytorch-grad-cam",
         ),
     ),
     Row(
         "cam",
         "CF-CAM",
         "faithfulness over 200 fresh shapes images: deletion ↓ / insertion ↑ / pointing game ↑",
-        _faithfulness,
+        tuple(
+            f"{method} {metric}"
+            for method in ("Grad-CAM", "CF-CAM", "Score-CAM", "random")
+            for metric in ("deletion", "insertion", "pointing")
+        ),
     ),
     Row(
         "attention_svm",
         "Attention SVM",
         "training step W / KQ; SVM solve Frobenius / nuclear, size (6, 8, 10)",
-        lambda r: " / ".join(
-            r.cell(c, row="6, 8, 10") for c in ("step W", "step KQ", "SVM fro (SOCP)", "SVM nuc (SDP)")
-        ),
+        ("step W (ms)", "step KQ (ms)", "SVM fro (ms)", "SVM nuc (ms)"),
     ),
     Row(
         "loadtest",
         "Load",
         "8 concurrent browser sessions on `streamlit run` (`make loadtest`)",
-        lambda r: r.match(r"Summary: (.*)"),
-        "figures equal",
+        target="figures equal",
+        quote=r"Summary: (.*)",
     ),
     Row(
         "soak",
         "Soak",
         "reruns of every page in AppTest, resident memory start → end (`make soak`)",
-        lambda r: r.match(r"Summary: (.*)"),
-        "flat within 10%",
+        target="flat within 10%",
+        quote=r"Summary: (.*)",
     ),
     Row(
         "fuzz",
         "Fuzz",
         "public core entry points under hypothesis (`python bench/fuzz.py`)",
-        lambda r: r.match(r"\*\*(Entry points: .*?)\*\*"),
+        ("entry points", "cases tried", "failures"),
         "0 failures",
     ),
 ]
 
 
 def load_results(folder: Path = RESULTS) -> dict[str, Results]:
-    return {p.stem: Results(p.stem, p.read_text()) for p in sorted(folder.glob("*.md"))}
+    return {
+        p.stem: Results(p.stem, p.read_text(), read_history(p.stem, folder / "history"))
+        for p in sorted(folder.glob("*.md"))
+    }
 
 
 def render(results: dict[str, Results]) -> str:
     """The markdown block between the markers (markers included)."""
     lines = [START, "| Lab | What (and what the ratio compares) | Measured | Target |", "|---|---|---|---|"]
-    for row in ROWS:
-        measured = row.value(results[row.lab]).replace("|", "\\|") if row.lab in results else "not measured yet"
-        lines.append(f"| {row.label} | {row.what} | {measured} | {row.target} |")
-    quoted = {row.lab for row in ROWS}
-    for name in sorted(set(results) - quoted):
-        title = results[name].match(r"^# (.*)").replace("|", "\\|")  # a file no row quotes yet: its title, linked
-        lines.append(f"| {name} | {title} | see [`bench/results/{name}.md`](bench/results/{name}.md) | report |")
-    lines.append(f"\nGenerated by `bench/readme_table.py` from `bench/results/*.md` (`make bench` reruns it). {END}")
+    rows = ROWS + [
+        Row(name, name, results[name].match(r"^# (.*)"))  # a lab no row names: its title, every headline number
+        for name in sorted(set(results) - {row.lab for row in ROWS})
+    ]
+    for row in rows:
+        value = measured(row, results[row.lab]) if row.lab in results else "not measured yet"
+        cells = (row.label, row.what, f"{value} ([report](bench/results/{row.lab}.md))", row.target)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines.append(
+        "\nGenerated by `bench/readme_table.py` from `bench/results/history/*.jsonl`: the median of each headline "
+        f"number over the runs `make bench` appended, with how many. {END}"
+    )
     return "\n".join(lines)
 
 

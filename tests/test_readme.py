@@ -1,11 +1,14 @@
-"""The README's benchmark table is what bench/readme_table.py generates from bench/results/*.md."""
+"""The README's benchmark table is what bench/readme_table.py generates from the results history."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,16 +29,31 @@ def test_readme_benchmark_table_equals_the_results_files() -> None:
     )
 
 
-def test_a_changed_result_changes_the_table(tmp_path: Path) -> None:
-    """The table quotes the files: edit one number and the rendered table changes with it."""
+def _guidance_run(overhead: float) -> dict:
+    keys = [key for row in _readme_table().ROWS if row.lab == "guidance" for key in row.keys]
+    return {"date": "2026-12-02 03:00", "headline": {**dict.fromkeys(keys, 1.0), keys[0]: overhead}}
+
+
+def test_the_table_shows_the_median_over_runs_and_their_number(tmp_path: Path) -> None:
+    """Each row quotes the median over the history's runs, not the latest run: 1.5, 2.5, 9.5 -> 2.5 of 3 runs."""
     table = _readme_table()
     for path in (ROOT / "bench" / "results").glob("*.md"):
         (tmp_path / path.name).write_text(path.read_text())
-    cbo = tmp_path / "cbo.md"
-    before = table.render(table.load_results(tmp_path))
-    cbo.write_text(re.sub(r"\*\*[\d.]+×\*\*", "**9.99×**", cbo.read_text(), count=1))
-    after = table.render(table.load_results(tmp_path))
-    assert before != after and "9.99×" in after
+    history = tmp_path / "history"
+    history.mkdir()
+    runs = [_guidance_run(overhead) for overhead in (1.5, 9.5, 2.5)]
+    (history / "guidance.jsonl").write_text("".join(json.dumps(run) + "\n" for run in runs))
+    row = next(line for line in table.render(table.load_results(tmp_path)).splitlines() if "interleaved" in line)
+    assert "(%) **2.5**;" in row and "(median of 3 runs)" in row, row
+
+
+def test_a_number_the_history_lacks_fails_naming_it(tmp_path: Path) -> None:
+    table = _readme_table()
+    (tmp_path / "guidance.md").write_text("# Guidance\n")
+    (tmp_path / "history").mkdir()
+    (tmp_path / "history" / "guidance.jsonl").write_text(json.dumps({"headline": {"other": 1.0}}) + "\n")
+    with pytest.raises(KeyError, match="APG step overhead"):
+        table.render(table.load_results(tmp_path))
 
 
 def test_readme_notebook_snippet_runs() -> None:
