@@ -2,8 +2,8 @@
 
     python bench/guidance.py [--quick]
 
-1. Per-step cost of each guider relative to plain CFG (whole sampler step: 2 UNet calls + the guider), and the
-   guider's own combine cost; our reference `apg()` against diffusers' `AdaptiveProjectedGuidance` (max diff, time).
+1. Per-step cost of each guider relative to plain CFG (whole sampler runs in interleaved rounds: 2 UNet calls + the
+   guider a step), and the guider's own combine cost as a share of a step; our reference `apg()` against diffusers' `AdaptiveProjectedGuidance` (max diff, time).
 2. Adaptive guidance with its adaptive test (γ̄ < 1): model calls saved, and quality that is not at its ceiling
    (k-NN precision/recall against held-out digits, saturation) next to class accuracy (at its ceiling here).
 Writes bench/results/guidance.md.
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,15 +23,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import publish, timed  # noqa: E402
+from _common import interleaved, publish, quiet  # noqa: E402
 
 from core import zoo  # noqa: E402
 from core.guidance import GuiderConfig, apg, digits_unet, evaluate, make_guider, run  # noqa: E402
 from core.runs import last_state  # noqa: E402
 
+APG = "APG (η=0, r=2, β=−0.5)"
 GUIDERS = {
     "CFG": GuiderConfig("cfg"),
-    "APG (η=0, r=2, β=−0.5)": GuiderConfig("apg", eta=0.0, rescale=2.0, momentum=-0.5),
+    APG: GuiderConfig("apg", eta=0.0, rescale=2.0, momentum=-0.5),
     "CFG + rescale φ=0.7": GuiderConfig("cfg-rescale"),
     "Tangential CFG": GuiderConfig("tcfg"),
     "CFG-Zero*": GuiderConfig("cfg-zero-star"),
@@ -55,32 +56,55 @@ def drive(guider, c, u, steps):
     return out
 
 
-def guider_costs(D, labels, steps: int, repeats: int, w: float) -> list[str]:
-    """Per-step cost relative to CFG, and the guider's own combine cost on (n, 1, 8, 8) x0 tensors."""
+def guider_costs(D, labels, steps: int, repeats: int, w: float) -> tuple[list[str], dict[str, float]]:
+    """Each guider's sampler step against CFG's in interleaved rounds, and its combine alone on (n, 1, 8, 8) x0s."""
     g = torch.Generator().manual_seed(0)
     c, u = torch.randn(len(labels), 1, 8, 8, generator=g), torch.randn(len(labels), 1, 8, 8, generator=g)
-    sample(D, labels, with_w(GUIDERS["CFG"], w), 2)  # warm-up (allocator, lazy init)
-    # round-robin over the guiders, repeated, so load from other processes hits every guider alike
-    step_t = {label: [] for label in GUIDERS}
-    comb_t = {label: [] for label in GUIDERS}
-    for _ in range(repeats):
-        for label, config in GUIDERS.items():
-            config = with_w(config, w)
-            step_t[label].append(timed(lambda config=config: sample(D, labels, config, steps), 1))
-            comb_t[label].append(timed(lambda config=config: drive(make_guider(config), c, u, steps), 3))
-    base_step, base_combine = statistics.median(step_t["CFG"]) / steps, statistics.median(comb_t["CFG"]) / steps
-    rows = []
-    for label in GUIDERS:
-        per_step, combine = statistics.median(step_t[label]) / steps, statistics.median(comb_t[label]) / steps
-        rows.append((label, per_step, per_step / base_step, combine, combine / base_combine))
+    configs = {label: with_w(config, w) for label, config in GUIDERS.items()}
+    step = interleaved({k: partial(sample, D, labels, config, steps) for k, config in configs.items()}, repeats=repeats)
+    combine = interleaved(
+        {k: lambda config=config: drive(make_guider(config), c, u, steps) for k, config in configs.items()},
+        repeats=repeats,
+    )
     lines = [
-        "## Per-step cost relative to plain CFG (digits UNet, CPU, 1 thread)",
+        f"## Per-step cost relative to plain CFG (digits UNet, {len(labels)} samples, {steps} steps a run, 1 thread)",
         "",
-        "| guider | step (ms) | step / CFG | guider combine (µs) | combine / CFG |",
+        f"Whole sampler runs, one per guider in each of {repeats} interleaved rounds (after a warm-up round): "
+        "step / CFG is the median (min–max) of the ratios within a round, so load that changes between rounds "
+        "cancels. The combine is the guider alone (set_state, prepare_inputs, forward) on the same tensors; its "
+        "share is combine / step.",
+        "",
+        "| guider | step | step / CFG, interleaved pairs | guider combine | combine share of a step |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {r[0]} | {1e3 * r[1]:.2f} | {r[2]:.3f} | {1e6 * r[3]:.0f} | {r[4]:.2f} |" for r in rows]
-    return lines + ["", f"APG overhead per step: {100 * (rows[1][2] - 1):+.1f}% (target < 3%).", ""]
+    pairs = {}
+    for label in GUIDERS:
+        pairs[label] = [a / b for a, b in zip(step[label].samples, step["CFG"].samples, strict=True)]
+        per_step, per_combine = step[label].per(steps), combine[label].per(steps)
+        share = 100 * per_combine.median / per_step.median
+        lines.append(
+            f"| {label} | {per_step.show('ms')} | {_spread(pairs[label])} | {per_combine.show('µs')} | {share:.2f}% |"
+        )
+    overhead, low, high = (100 * (f(pairs[APG]) - 1) for f in (statistics.median, min, max))
+    share = 100 * combine[APG].median / step[APG].median
+    extra = 100 * (combine[APG].median - combine["CFG"].median) / step["CFG"].median
+    lines += [
+        "",
+        f"APG overhead per step, interleaved pairs: {overhead:+.1f}% (rounds {low:+.1f}% to {high:+.1f}%); "
+        f"APG's combine is {share:.2f}% of its step, {extra:+.2f}% of a CFG step more than CFG's combine "
+        "(target < 3%).",
+        "",
+    ]
+    headline = {
+        "APG step overhead, interleaved pairs (%)": overhead,
+        "APG combine, share of a step (%)": share,
+        "APG combine − CFG combine, share of a CFG step (%)": extra,
+    }
+    return lines, headline
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
 def apg_parity(n: int, steps: int, repeats: int, w: float) -> list[str]:
@@ -106,18 +130,18 @@ def apg_parity(n: int, steps: int, repeats: int, w: float) -> list[str]:
         return outs
 
     diff = max((a - b).abs().max().item() for a, b in zip(ours(), anchor(), strict=True))
-    t_ours, t_anchor = timed(ours, repeats), timed(anchor, repeats)
+    t = interleaved({"ours": ours, "diffusers": anchor}, repeats=repeats)
     return [
         "## Reference `apg()` vs diffusers `AdaptiveProjectedGuidance` (anchor)",
         "",
-        "| max abs diff | ours / diffusers time |",
-        "|---|---|",
-        f"| {diff:.1e} | {t_ours / t_anchor:.2f} |",
+        f"| max abs diff | ours ({steps} steps) | diffusers | diffusers / ours |",
+        "|---|---|---|---|",
+        f"| {diff:.1e} | {t['ours'].show('ms')} | {t['diffusers'].show('ms')} | {t['ours'].ratio(t['diffusers']):.2f}× |",
         "",
     ]
 
 
-def adaptive_guidance(D, clf, labels, steps: int, w: float = 7.5) -> list[str]:
+def adaptive_guidance(D, clf, labels, steps: int, w: float = 7.5) -> tuple[list[str], dict[str, float]]:
     """Model calls saved by AG's adaptive test (γ̄ < 1), with quality metrics that are not at their ceiling."""
     runs = {"CFG": GuiderConfig("cfg", w=w), "conditional only (w = 1)": GuiderConfig("cfg", w=1.0)}
     for gamma in (0.99, 0.995, 0.98):  # the headline first
@@ -156,28 +180,31 @@ def adaptive_guidance(D, clf, labels, steps: int, w: float = 7.5) -> list[str]:
         f"{base['recall']:.3f}, saturation {m['saturation']:.3f} vs {base['saturation']:.3f}, class accuracy "
         f"{m['accuracy']:.3f} vs {base['accuracy']:.3f}.",
     ]
-    return lines
+    headline = {
+        "AG model calls saved (%)": 100 * (1 - calls / base_calls),
+        "AG precision": m["precision"],
+        "CFG precision": base["precision"],
+        "AG recall": m["recall"],
+        "CFG recall": base["recall"],
+    }
+    return lines, headline
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer samples and repeats (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples and steps (about a minute)")
     args = parser.parse_args()
-    n, steps, repeats, w = (20, 10, 3, 15.0) if args.quick else (100, 25, 5, 15.0)
+    # timing batch and steps are kept small: every guider runs once per round, and ≥ 5 rounds are timed
+    n, steps, timing_n, timing_steps, repeats, w = (20, 10, 10, 3, 5, 15.0) if args.quick else (100, 25, 50, 5, 7, 15.0)
     torch.set_num_threads(1)
     D, clf = digits_unet(), zoo.load("digits-classifier")
     labels = torch.arange(10).repeat(n // 10)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = [
-        f"# Guidance lab benchmark ({'quick' if args.quick else 'full'}: {n} samples, {steps} DDIM steps, w={w})",
-        "",
-        f"Machine load average at the start (1, 5, 15 min): {load} on 2 cores; timings are medians.",
-        "",
-    ]
-    lines += guider_costs(D, labels, steps, repeats, w)
-    lines += apg_parity(n, steps, repeats, w)
-    lines += adaptive_guidance(D, clf, labels, steps)
-    publish("guidance", lines, quick=args.quick)
+    lines = [f"# Guidance lab benchmark ({'quick' if args.quick else 'full'}: {n} samples, {steps} DDIM steps, w={w})"]
+    quiet()
+    costs, headline = guider_costs(D, labels[:timing_n], timing_steps, repeats, w)
+    lines += ["", *costs, *apg_parity(n, steps, repeats, w)]
+    ag_lines, ag_headline = adaptive_guidance(D, clf, labels, steps)
+    publish("guidance", lines + ag_lines, quick=args.quick, headline=headline | ag_headline)
 
 
 if __name__ == "__main__":
