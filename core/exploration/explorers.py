@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import check_budget
-from core.exploration.mdp import LinearMixtureMDP, plan, psi
+from core.exploration.mdp import LinearMixtureMDP, _plan, psi
 
 MAX_SUPPORT = 10  # next states per (s, a): UCRL-RFE enumerates the 2^support vertices of its target box
 
@@ -144,7 +144,7 @@ class HorizonFree:
 
     def choose(self) -> tuple[torch.Tensor, torch.Tensor]:
         theta, beta = self.tilde[0].theta, self.beta
-        pseudo = plan(self.mdp, theta, self.rewards, horizon=self.horizon).values  # Ṽ per reward, (R, H+1, S)
+        pseudo = _plan(self.mdp, theta, self.rewards, self.horizon).values  # Ṽ per reward, (R, H+1, S)
         hat, policy, bonus = [torch.zeros_like(pseudo[:, 0])], [], None
         for h in reversed(range(self.horizon)):
             bonus = (beta * self.tilde[0].norm(psi(self.mdp.phi, pseudo[:, h + 1]))).clamp(max=1.0)  # u_h, (R, S, A)

@@ -11,7 +11,7 @@ import torch
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
 from core.exploration.explorers import EXPLORERS, Path, Ridge
-from core.exploration.mdp import LinearMixtureMDP, check_horizon, check_rewards, evaluate, plan, value_iteration
+from core.exploration.mdp import LinearMixtureMDP, _evaluate, _plan, _value_iteration, check_horizon, check_rewards
 
 EPISODE_STEP_BUDGET = 200_000  # episodes × H transitions a run may take (each a few small d×d updates)
 
@@ -104,7 +104,7 @@ def run(
         raise OptiscopeError(f"Expected `mdp` to be a LinearMixtureMDP, but got {type(mdp).__name__}")
     if not isinstance(config, ExploreConfig):
         raise OptiscopeError(f"Expected `config` to be an ExploreConfig, but got {type(config).__name__}")
-    steps, every, seed = check_int("steps", steps), check_int("every", every), check_int("seed", seed, 0)
+    steps, every, seed = check_int("steps", steps), check_int("every", every), check_int("seed", seed, 0, 2**63 - 1)
     check_budget(
         "transitions K·H", steps * config.horizon, EPISODE_STEP_BUDGET, hint="Use fewer episodes or a shorter H."
     )
@@ -118,7 +118,7 @@ def _loop(mdp: LinearMixtureMDP, rewards, config: ExploreConfig, steps: int, eve
     g = generator(seed, mdp.phi.device)
     explorer = EXPLORERS[config.explorer](mdp, rewards, config.horizon, config.beta, config.lam, g)
     planner = Ridge(mdp.d, config.lam, mdp.phi)
-    best = value_iteration(mdp.transitions, rewards, horizon=config.horizon).values[:, 0, mdp.start]
+    best = _value_iteration(mdp.transitions, rewards, config.horizon).values[:, 0, mdp.start]
     cdf = mdp.transitions.cumsum(-1).cpu().tolist()  # rollouts step in Python: one bisect per transition
     visits = torch.zeros(mdp.n_states, dtype=mdp.phi.dtype, device=mdp.phi.device)
     state = snapshot(0, visits, visits, planner, explorer.choose()[1], mdp, rewards, best, config)
@@ -139,8 +139,8 @@ def _loop(mdp: LinearMixtureMDP, rewards, config: ExploreConfig, steps: int, eve
 
 def snapshot(step, visits, episode, planner: Ridge, pseudo, mdp, rewards, best, config) -> ExploreState:
     """The state after ``step`` episodes: plan with the planner's θ̂ for every reward, evaluate on the true MDP."""
-    policy = plan(mdp, planner.theta, rewards, horizon=config.horizon).policy
-    achieved = evaluate(mdp.transitions, policy, rewards)[:, 0, mdp.start]
+    policy = _plan(mdp, planner.theta, rewards, config.horizon).policy
+    achieved = _evaluate(mdp.transitions, policy, rewards)[:, 0, mdp.start]
     return ExploreState(
         step, visits, episode, planner.theta.clone(), planner.gram.clone(), pseudo.clone(), best - achieved, config.beta
     )

@@ -9,7 +9,7 @@ import torch
 
 from core.errors import OptiscopeError, check_budget, check_int, check_positive
 from core.exploration.explorers import EXPLORERS
-from core.exploration.mdp import LinearMixtureMDP, check_horizon, check_rewards
+from core.exploration.mdp import LinearMixtureMDP, check_horizon, check_mdp, check_rewards
 from core.exploration.run import EPISODE_STEP_BUDGET, ExploreConfig, run
 
 SCALING_BUDGET = 5 * EPISODE_STEP_BUDGET  # transitions over the whole grid Σ K·H
@@ -63,7 +63,8 @@ def scaling(
         raise OptiscopeError(f"Expected explorers among {list(EXPLORERS)} and at least one horizon, got {explorers}")
     epsilon, steps = check_positive("epsilon", epsilon), check_int("steps", steps)
     check_budget("transitions Σ K·H over the grid", len(explorers) * steps * sum(horizons), SCALING_BUDGET)
-    check_rewards(mdp, rewards)
+    check_rewards(check_mdp(mdp), rewards)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     configs = [[ExploreConfig(explorer=e, horizon=h, beta=beta) for h in horizons] for e in explorers]
     return _fill(mdp, rewards, configs, explorers, horizons, epsilon, steps, seed)
 
