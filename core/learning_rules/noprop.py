@@ -10,6 +10,7 @@ and trained with one AdamW: Adam is elementwise, so each block still gets only i
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,14 +47,16 @@ def schedule(T: int, *, dtype: torch.dtype = torch.float64) -> dict[str, torch.T
 @dataclass(frozen=True)
 class NoPropState:
     """One epoch: per-block losses (T,), the chain's test accuracy (one noise draw and noise-free), each block's
-    own accuracy along the noise-free chain (T,), and the softmax of every block for the first test image (T, 10)."""
+    own accuracy along the noise-free chain (T,), the label embedding z_0..z_T along the noisy chain for the first
+    test image of each class (T + 1, ≤ 10 images, 10), and the epoch's training seconds (evaluation excluded)."""
 
     step: int
     block_losses: torch.Tensor
     accuracy: float
     accuracy_noise_free: float
     block_accuracy: torch.Tensor
-    chain_probs: torch.Tensor
+    chain_z: torch.Tensor
+    seconds: float
 
 
 def _init_blocks(T: int, width: int, g: torch.Generator, device) -> dict[str, torch.Tensor]:
@@ -90,10 +93,10 @@ def _block(p, t: int, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 
 def infer(p, x: torch.Tensor, sched, *, noise: bool, g: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
-    """Run the chain: returns the classifier's logits on z_T and each block's logits (T, B, 10)."""
+    """Run the chain: the classifier's logits on z_T, each block's logits (T, B, 10) and z_0..z_T (T + 1, B, 10)."""
     a, b, c = (sched[k].to(x) for k in ("a", "b", "c"))
     z = torch.randn(x.shape[0], 10, generator=g, device=x.device) if noise else x.new_zeros(x.shape[0], 10)
-    per_block = []
+    per_block, path = [], [z]
     for t in range(len(a)):
         logits = _block(p, t, x, z)
         per_block.append(logits)
@@ -101,7 +104,8 @@ def infer(p, x: torch.Tensor, sched, *, noise: bool, g: torch.Generator | None =
         z = a[t] * u_hat + b[t] * z
         if noise:
             z = z + c[t].sqrt() * torch.randn(z.shape, generator=g, device=x.device)
-    return z @ p["w_cls"] + p["b_cls"], torch.stack(per_block)
+        path.append(z)
+    return z @ p["w_cls"] + p["b_cls"], torch.stack(per_block), torch.stack(path)
 
 
 def _noprop_loss(p, x, y, sched, eta: float, g) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +123,7 @@ def _noprop_loss(p, x, y, sched, eta: float, g) -> tuple[torch.Tensor, torch.Ten
 
 
 def _chain_loss(p, x, y, sched, eta: float, g) -> tuple[torch.Tensor, torch.Tensor]:
-    _, per_block = infer(p, x, sched, noise=True, g=g)
+    _, per_block, _ = infer(p, x, sched, noise=True, g=g)
     loss = F.cross_entropy(per_block[-1], y)  # logits, not softmax·W: a head on probabilities trains very slowly
     return loss, loss.detach().expand(len(sched["a"]))
 
@@ -166,11 +170,12 @@ def run(
     width, batch_size = check_int("width", width, 1, 4096), check_int("batch_size", batch_size)
     eta, lr = check_positive("eta", eta), check_positive("lr", lr)
     check_budget("epochs × blocks", steps * T, EPOCH_BUDGET)
-    x, y, x_test, y_test = _check_data(data, device)
+    x, y, x_test, y_test = check_digits(data, device)
     return _loop(x, y, x_test, y_test, method, T, eta, steps, width, lr, batch_size, seed)
 
 
-def _check_data(data, device) -> tuple[torch.Tensor, ...]:
+def check_digits(data: dict[str, torch.Tensor], device=None) -> tuple[torch.Tensor, ...]:
+    """``data``'s x_train, y_train, x_test, y_test as (N, 64) floats and labels 0..9 on ``device``, or a clear error."""
     missing = {"x_train", "y_train", "x_test", "y_test"} - set(data)
     if missing:
         raise OptiscopeError(
@@ -198,32 +203,48 @@ def _loop(x, y, x_test, y_test, method, T, eta, steps, width, lr, batch_size, se
     loss_fn = _LOSSES[method]
     for epoch in range(1, steps + 1):
         order = torch.randperm(len(y), generator=g, device=x.device)
-        totals = torch.zeros(T, device=x.device)
+        totals, start = torch.zeros(T, device=x.device), time.perf_counter()
         for batch in order.split(batch_size):
             loss, per_block = loss_fn(p, x[batch], y[batch], sched, eta, g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             totals += per_block * len(batch) / len(y)
-        yield _evaluate(epoch, p, x_test, y_test, sched, method, totals, g)
+        seconds = time.perf_counter() - start
+        yield _evaluate(epoch, p, x_test, y_test, sched, method, totals, seconds, g)
 
 
 @torch.no_grad()
-def _evaluate(epoch, p, x, y, sched, method, totals, g) -> NoPropState:
+def _evaluate(epoch, p, x, y, sched, method, totals, seconds, g) -> NoPropState:
+    T = len(sched["a"])
+    shown = torch.cat([(y == k).nonzero()[:1, 0] for k in range(10)])  # the first test image of each class
     if method == "mlp":
         logits = torch.relu(x @ p["w_img"][0] + p["b_img"][0]) @ p["w_out"][0] + p["b_out"][0]
         acc = float((logits.argmax(-1) == y).float().mean())
-        T = len(sched["a"])
-        return NoPropState(epoch, totals, acc, acc, torch.full((T,), acc), torch.softmax(logits[:1], -1).expand(T, 10))
-    noisy, _ = infer(p, x, sched, noise=True, g=g)
-    clean, per_block = infer(p, x, sched, noise=False)
-    head = per_block[-1] if method == "backprop_chain" else clean
-    block_acc = (per_block.argmax(-1) == y).float().mean(-1)
+        path = torch.softmax(logits[shown], -1).expand(T + 1, len(shown), 10)  # no chain: its output at every t
+        return NoPropState(epoch, totals, acc, acc, torch.full((T,), acc, device=x.device), path, seconds)
+    noisy, noisy_blocks, path = infer(p, x, sched, noise=True, g=g)
+    clean, per_block, _ = infer(p, x, sched, noise=False)
+    chain_head = per_block[-1] if method == "backprop_chain" else clean
+    noisy_head = noisy_blocks[-1] if method == "backprop_chain" else noisy
     return NoPropState(
         step=epoch,
         block_losses=totals,
-        accuracy=float(((per_block[-1] if method == "backprop_chain" else noisy).argmax(-1) == y).float().mean()),
-        accuracy_noise_free=float((head.argmax(-1) == y).float().mean()),
-        block_accuracy=block_acc,
-        chain_probs=torch.softmax(per_block[:, 0], -1),
+        accuracy=float((noisy_head.argmax(-1) == y).float().mean()),
+        accuracy_noise_free=float((chain_head.argmax(-1) == y).float().mean()),
+        block_accuracy=(per_block.argmax(-1) == y).float().mean(-1),
+        chain_z=path[:, shown],
+        seconds=seconds,
     )
+
+
+def chain_pca(chain_z: torch.Tensor) -> torch.Tensor:
+    """The label embeddings z_t (T + 1, n, 10) projected on their two principal axes (T + 1, n, 2).
+
+    >>> chain_pca(torch.randn(11, 10, 10)).shape
+    torch.Size([11, 10, 2])
+    """
+    flat = chain_z.reshape(-1, chain_z.shape[-1]).double()
+    centred = flat - flat.mean(0)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    return (centred @ vh[:2].T).reshape(*chain_z.shape[:-1], 2)
