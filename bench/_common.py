@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -137,11 +138,12 @@ def publish(lab: str, lines: list[str], *, quick: bool, headline: dict[str, floa
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         **machine(),
         "load": _guard["note"] or f"load {load_now():.1f} at the end (no contention guard)",
-        "headline": {key: float(value) for key, value in (headline or {}).items()},
+        # a number not measured in this run (NaN) is left out: medians over runs are of measured values only
+        "headline": {key: float(value) for key, value in (headline or {}).items() if math.isfinite(value)},
         "report": "\n".join(lines),
     }
     if quick:
-        print(_report(lab, [run]))
+        print(_report(lab, [run], history=False) + f"\nQuick run, not recorded; headline: {run['headline']}")
         return
     append_run(lab, run)
     text = _report(lab, read_history(lab))
@@ -164,7 +166,7 @@ def read_history(lab: str, folder: Path | None = None) -> list[dict[str, object]
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _report(lab: str, runs: list[dict[str, object]]) -> str:
+def _report(lab: str, runs: list[dict[str, object]], *, history: bool = True) -> str:
     """The latest run's report stamped with its machine, then the headline numbers of every run."""
     latest = runs[-1]
     report = str(latest["report"]).splitlines()
@@ -173,7 +175,7 @@ def _report(lab: str, runs: list[dict[str, object]]) -> str:
         f"Run {latest['date']} UTC on {latest['cpu']} ({latest['cores']} cores), torch {latest['torch']}; "
         f"{latest['load']}. Timings: median (min–max) over interleaved repeats."
     )
-    lines = [*title, "", stamp, *body, "", *_history_table(lab, runs)]
+    lines = [*title, "", stamp, *body, "", *(_history_table(lab, runs) if history else [])]
     return "\n".join(lines).strip() + "\n"
 
 
@@ -195,15 +197,3 @@ def _history_table(lab: str, runs: list[dict[str, object]]) -> list[str]:
         machine_ = f"{run['cpu']}, {run['cores']} cores, torch {run['torch']}"
         lines.append(f"| {run['date']} | {machine_} | {run['load']} | " + " | ".join(values) + " |")
     return lines
-
-
-def timed(fn: Callable[[], object], repeats: int, *, best: bool = False, warmup: bool = False) -> float:
-    """Deprecated (kept until every benchmark uses `interleaved`): seconds per call, median or minimum."""
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times) if best else statistics.median(times)

@@ -10,7 +10,6 @@ validation MSE. Memory is what autograd keeps for the backward pass (bytes of sa
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import torchopt  # noqa: E402
 
-from bench._common import publish, timed  # noqa: E402
+from bench._common import interleaved, publish, quiet  # noqa: E402
 from core.bilevel import RootSpec, custom_root, load_task, unrolled  # noqa: E402
 from core.bilevel.tuning import Task, closed_form_hypergradient, exact_solution, inner_gradient, step_size  # noqa: E402
 from core.device import device_label, sync  # noqa: E402
@@ -117,13 +116,14 @@ def peak_cuda(fn, device: torch.device) -> str:
     return f"{torch.cuda.max_memory_allocated(device) / 2**20:.1f}"
 
 
-def exactness(lines: list[str], device: str, repeats: int) -> None:
+def exactness(lines: list[str], device: str, repeats: int) -> float:
+    """Hypergradients at the exact inner solution; returns torchopt's CG time / ours."""
     task = load_task("ridge", device=device)
     exact = closed_form_hypergradient(task, THETA)
     lines += [
         "## Exact inner solution (diabetes, λ = e⁻⁴): hypergradient vs the closed form",
         "",
-        "| method | relative error | ms per hypergradient |",
+        "| method | relative error | per hypergradient |",
         "|---|---|---|",
     ]
     w_star = exact_solution(task, THETA)
@@ -131,6 +131,7 @@ def exactness(lines: list[str], device: str, repeats: int) -> None:
     def exact_solver(init, theta, *args):
         return w_star
 
+    runs = {}
     for name, lib in (("Optiscope", "ours"), ("torchopt 0.7.3", "torchopt")):
         for solve in ("cg", "normal_cg") + (("gmres", "dense") if lib == "ours" else ()):
             theta = task.x_train.new_tensor(THETA, requires_grad=True)
@@ -150,14 +151,15 @@ def exactness(lines: list[str], device: str, repeats: int) -> None:
                     )
                 return torch.autograd.grad(validation(task, w), theta)[0]
 
-            err = abs(float(run()) - exact) / abs(exact)
-            ms = 1e3 * timed(run, repeats, best=True)
-            lines.append(f"| {name} `{solve}` | {err:.1e} | {ms:.2f} |")
-            print(lines[-1], flush=True)
+            runs[f"{name} `{solve}`"] = run
+    timings = interleaved(runs, repeats=repeats)
+    for label, run in runs.items():
+        lines.append(f"| {label} | {abs(float(run()) - exact) / abs(exact):.1e} | {timings[label].show()} |")
     lines.append("")
+    return timings["Optiscope `cg`"].ratio(timings["torchopt 0.7.3 `cg`"])
 
 
-def scaling(lines: list[str], device: str, ks: tuple[int, ...], n: int, d: int, repeats: int) -> None:
+def scaling(lines: list[str], device: str, ks: tuple[int, ...], n: int, d: int, repeats: int) -> dict[str, float]:
     task = synthetic_task(n, d, device)
     dev = torch.device(device)
     a = task.x_train.T @ task.x_train / n + np.exp(THETA) * torch.eye(d, dtype=torch.float64, device=device)
@@ -167,7 +169,7 @@ def scaling(lines: list[str], device: str, ks: tuple[int, ...], n: int, d: int, 
     lines += [
         f"## Inner iterations k (synthetic ridge, n = {n}, d = {d}, float64)",
         "",
-        "| k | method | ms | autograd-saved MiB (beyond the data) | CUDA peak MiB | relative error | time vs unrolled | saved vs unrolled |",
+        "| k | method | time | autograd-saved MiB (beyond the data) | CUDA peak MiB | relative error | time vs unrolled | saved vs unrolled |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for k in ks:
@@ -176,19 +178,26 @@ def scaling(lines: list[str], device: str, ks: tuple[int, ...], n: int, d: int, 
             "Optiscope implicit (CG)": lambda k=k: ours(task, k),
             "torchopt implicit (CG)": lambda k=k: torchopt_forward(task, k),
         }
-        base_t, base_m = None, None
+        calls = {name: lambda fn=fn: (hypergradient(fn), sync(dev)) for name, fn in methods.items()}
+        timings = interleaved(calls, repeats=repeats, warmup=1 if k <= 100 else 0)  # long calls need no warm-up
+        base_t = timings["unrolled"]
+        base_m = saved_bytes(methods["unrolled"], (task.x_train, task.y_train, task.x_val, task.y_val)) / 2**20
         for name, fn in methods.items():
-            t = timed(lambda fn=fn: (hypergradient(fn), sync(dev)), repeats, best=True, warmup=True)
+            t = timings[name]
             mem = saved_bytes(fn, (task.x_train, task.y_train, task.x_val, task.y_val)) / 2**20
             err = abs(float(hypergradient(fn)) - exact) / abs(exact)
-            base_t, base_m = (t, mem) if base_t is None else (base_t, base_m)
-            ratio_m = f"{mem / base_m:.2g}×" if base_m else "—"
             lines.append(
-                f"| {k} | {name} | {1e3 * t:.1f} | {mem:.3f} | {peak_cuda(fn, dev)} | {err:.1e} | "
-                f"{t / base_t:.2f}× | {ratio_m} |"
+                f"| {k} | {name} | {t.show()} | {mem:.3f} | {peak_cuda(fn, dev)} | {err:.1e} | "
+                f"{t.median / base_t.median:.2f}× | {mem / base_m:.2g}× |"
             )
             print(lines[-1], flush=True)
+        implicit = timings["Optiscope implicit (CG)"]
+        headline = {  # the largest k's
+            f"implicit / unrolled time, k = {k} (×)": implicit.median / base_t.median,
+            f"torchopt / ours implicit time, k = {k} (×)": implicit.ratio(timings["torchopt implicit (CG)"]),
+        }
     lines.append("")
+    return headline
 
 
 def main() -> None:
@@ -199,20 +208,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     q = args.quick
+    quiet()
     lines = [
         "# Bilevel benchmark: implicit vs unrolled hypergradients; Optiscope vs torchopt 0.7.3",
         "",
         f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; "
         f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}. torchopt's compiled "
-        f"ops available: {torchopt.accelerated_op_available()}. Times: best of {2 if q else 5}; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start (timings on a busy machine are noisy; "
-        "memory and errors are exact).",
+        f"ops available: {torchopt.accelerated_op_available()}. Times: median (min–max) over interleaved rounds, "
+        "every method once a round (memory and errors are exact).",
         "",
     ]
-    exactness(lines, args.device, 2 if q else 5)
+    headline = {"torchopt / ours CG time, exact inner solution (×)": exactness(lines, args.device, 5 if q else 7)}
     ks = (10, 100, 1000) if q else (10, 100, 1000, 3000)
-    scaling(lines, args.device, ks, 1000 if q else 2000, 100 if q else 200, 2 if q else 3)
-    publish("bilevel", lines, quick=q)
+    headline |= scaling(lines, args.device, ks, 1000 if q else 2000, 100 if q else 200, 5)
+    publish("bilevel", lines, quick=q, headline=headline)
 
 
 if __name__ == "__main__":

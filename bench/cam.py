@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import publish, timed  # noqa: E402
+from _common import interleaved, publish, quiet  # noqa: E402
 
 
 def _stub_torchvision() -> None:
@@ -75,6 +75,7 @@ def main() -> None:
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    quiet()
     layer = model.cam_layer
     linear = CFCAMConfig(filter="none", combine="linear")
     module = model.get_submodule(layer)
@@ -104,36 +105,40 @@ def main() -> None:
         "Score-CAM (pytorch-grad-cam)": pgc(ScoreCAM, batch_size=128),
     }
 
-    x, y, masks = make_shapes(max(n_images, 32), seed=777_777)
+    big = 8 if args.quick else 32
+    x, y, masks = make_shapes(max(n_images, big), seed=777_777)
+    repeats = 5 if args.quick else 7
     lines = [
         f"# CAM lab benchmark\n\nDevice: {device_label(torch.device('cpu'))}; model `shapes-cnn`, layer `{layer}` "
-        f"({module[0].out_channels} channels, 8×8), 64×64 inputs. Best of repeats, ms per image.\n"
+        f"({module[0].out_channels} channels, 8×8), 64×64 inputs. Per image: median (min–max) over {repeats} "
+        "rounds, every method once a round.\n"
     ]
     lat = {}
-    rows = ["| method | batch 1 (ms/img) | batch 32 (ms/img) |", "|---|---:|---:|"]
-    for name, fn in methods.items():
-        slow = "Score" in name
-        r1 = 3 if args.quick else (5 if slow else 20)
-        r32 = 1 if args.quick else (2 if slow else 5)
-        b1 = timed(lambda fn=fn: fn(x[:1], y[:1]), r1, best=True, warmup=True) * 1e3
-        b32 = timed(lambda fn=fn: fn(x[:32], y[:32]), r32, best=True, warmup=True) * 1e3 / 32
-        lat[name] = (b1, b32)
-        rows.append(f"| {name} | {b1:.2f} | {b32:.2f} |")
-    lines += rows
-    gc, cf, sc = lat["Grad-CAM (ours)"], lat["CF-CAM (ours, gaussian, softmax)"], lat["Score-CAM (ours)"]
-    lines.append("\n| ratio | batch 1 | batch 32 | target |\n|---|---:|---:|---|")
-    lines.append(f"| CF-CAM / Grad-CAM (ours) | {cf[0] / gc[0]:.2f}× | {cf[1] / gc[1]:.2f}× | ≤ 3× |")
-    lines.append(f"| Score-CAM / CF-CAM | {sc[0] / cf[0]:.1f}× | {sc[1] / cf[1]:.1f}× | ≥ 10× |")
-    pg = lat["Grad-CAM (pytorch-grad-cam)"]
-    lines.append(f"| pytorch-grad-cam Grad-CAM / ours | {pg[0] / gc[0]:.2f}× | {pg[1] / gc[1]:.2f}× | |")
-    psc = lat["Score-CAM (pytorch-grad-cam)"]
-    lines.append(f"| pytorch-grad-cam Score-CAM / ours | {psc[0] / sc[0]:.2f}× | {psc[1] / sc[1]:.2f}× | |")
+    for batch in (1, big):
+        calls = {name: lambda fn=fn, batch=batch: fn(x[:batch], y[:batch]) for name, fn in methods.items()}
+        lat[batch] = {name: t.per(batch) for name, t in interleaved(calls, repeats=repeats).items()}
+    lines += [f"| method | batch 1 (ms/img) | batch {big} (ms/img) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {lat[1][name].show()} | {lat[big][name].show()} |" for name in methods]
+    ratios = {  # (slower, faster): how many times slower, per batch size
+        "CF-CAM / Grad-CAM": ("CF-CAM (ours, gaussian, softmax)", "Grad-CAM (ours)", "≤ 3×"),
+        "Score-CAM / CF-CAM": ("Score-CAM (ours)", "CF-CAM (ours, gaussian, softmax)", "≥ 10×"),
+        "pytorch-grad-cam / our Grad-CAM": ("Grad-CAM (pytorch-grad-cam)", "Grad-CAM (ours)", ""),
+        "pytorch-grad-cam / our Score-CAM": ("Score-CAM (pytorch-grad-cam)", "Score-CAM (ours)", ""),
+    }
+    lines.append(f"\n| ratio of medians | batch 1 | batch {big} | target |\n|---|---:|---:|---|")
+    headline = {}
+    for label, (slow, fast, target) in ratios.items():
+        for batch in (1, big):
+            headline[f"{label}, batch {batch} (×)"] = lat[batch][fast].ratio(lat[batch][slow])
+        lines.append(
+            f"| {label} | {headline[f'{label}, batch 1 (×)']:.2f}× | {headline[f'{label}, batch {big} (×)']:.2f}× | {target} |"
+        )
 
     # Parity with the anchors on 8 images (pytorch-grad-cam resizes with cv2, so compare before resize too).
     xs, ts = x[:8], y[:8]
     ours = grad_cam(model, xs, ts, layer=layer)
-    d_captum = (ours - captum_gc(xs, ts)).abs().max().item()
-    d_pgc = (ours - pgc(GradCAM)(xs, ts)).abs().max().item()
+    d_captum = headline["max |Δ| vs captum"] = (ours - captum_gc(xs, ts)).abs().max().item()
+    d_pgc = headline["max |Δ| vs pytorch-grad-cam"] = (ours - pgc(GradCAM)(xs, ts)).abs().max().item()
     lines.append(
         f"\nGrad-CAM parity, max |Δ| over 8 maps: captum {d_captum:.1e}, pytorch-grad-cam {d_pgc:.1e} "
         "(cv2 resize and (x−min)/(max+1e-7) scaling differ from ours)."
@@ -178,7 +183,11 @@ def main() -> None:
             f"| {name} | {r['deletion']:.3f} | {r['insertion']:.3f} | {r['average_drop']:.1f} | "
             f"{r['average_increase']:.1f} | {r['pointing_game']:.3f} | {r['ebpg']:.3f} |"
         )
-    publish("cam", lines, quick=args.quick)
+    for name in ("Grad-CAM", "CF-CAM", "Score-CAM", "random"):
+        row = results[next(k for k in results if k.startswith(name))]
+        for metric, key in (("deletion", "deletion"), ("insertion", "insertion"), ("pointing", "pointing_game")):
+            headline[f"{name} {metric}"] = row[key]
+    publish("cam", lines, quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Gradients are per-sample cross-entropy gradients of the zoo's ``digits-mlp-converged`` (d = 4,810; ``--quick``:
 the output layer only, d = 650), float64. CG is ``core.bilevel.linear_solve.cg`` on the matrix-free product
 F̂v = λv + Gᵀ(Gv)/m (the landscape lab has no CG-on-HVP solver). GNS: digits logistic and softmax, x₀ = 0,
-L2 1e-3, until f − f* < 1e-10 or the iteration cap.
+L2 1e-3, until f − f* < 1e-10 or the iteration cap: iterations and solves counted, not timed (a softmax run takes
+minutes; five of each would not fit `make bench`).
 
     python bench/curvature.py [--quick]
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import publish, timed  # noqa: E402
+from bench._common import interleaved, publish, quiet  # noqa: E402
 from core import curvature, zoo  # noqa: E402
 from core.bilevel.linear_solve import cg  # noqa: E402
 from core.curvature.pruning import per_sample_grads  # noqa: E402
@@ -41,27 +41,35 @@ def relative_error(y: torch.Tensor, exact: torch.Tensor) -> float:
     return float((y - exact).norm() / exact.norm())
 
 
-def ihvp_rows(grads: torch.Tensor, x: torch.Tensor) -> list[str]:
-    rows = []
+def ihvp_rows(grads: torch.Tensor, x: torch.Tensor, repeats: int) -> tuple[list[str], dict[str, float]]:
+    rows, headline, dense = [], {}, None
     for m in (16, 64, 256):
         g = grads[:m]
         fisher = DAMP * torch.eye(g.shape[1], dtype=g.dtype) + g.T @ g / m
         exact = torch.linalg.solve(fisher, x)
-        dense_s = timed(lambda fisher=fisher: torch.linalg.solve(fisher, x), 1)
-        setup_s = timed(lambda g=g: curvature.StaticMFAC(g, DAMP), 3, best=True)
         static = curvature.StaticMFAC(g, DAMP)
-        product_s = timed(lambda static=static: static.ihvp(x), 5, best=True)
-        approx = static.ihvp(x)
-        start = time.perf_counter()
+        calls = {
+            "setup": lambda g=g: curvature.StaticMFAC(g, DAMP),
+            "ihvp": lambda static=static: static.ihvp(x),
+            "cg": lambda g=g: cg(fisher_matvec(g), x, maxiter=2000, tol=1e-12),
+        }
+        if dense is None:  # a dense solve costs the same d × d work at every m: timed with the first
+            calls["dense"] = lambda fisher=fisher: torch.linalg.solve(fisher, x)
+        t = interleaved(calls, repeats=repeats)
+        dense = dense or t["dense"]
         solved = cg(fisher_matvec(g), x, maxiter=2000, tol=1e-12)
-        cg_s = time.perf_counter() - start
         error = partial(relative_error, exact=exact)
         rows.append(
-            f"| {m} | {1e3 * setup_s:.1f} | {1e3 * product_s:.2f} | {error(approx):.1e} | {1e3 * dense_s:.0f} | "
-            f"{1e3 * cg_s:.1f} ({solved.iterations} it) | {error(solved.x):.1e} | {dense_s / product_s:.0f}× | "
-            f"{cg_s / product_s:.0f}× |"
+            f"| {m} | {t['setup'].show()} | {t['ihvp'].show()} | {error(static.ihvp(x)):.1e} | {dense.show()} | "
+            f"{t['cg'].show()} ({solved.iterations} it) | {error(solved.x):.1e} | {t['ihvp'].ratio(dense):.0f}× | "
+            f"{t['ihvp'].ratio(t['cg']):.0f}× |"
         )
-    return rows
+        headline = {
+            f"dense / M-FAC IHVP, m = {m} (×)": t["ihvp"].ratio(dense),
+            f"CG / M-FAC IHVP, m = {m} (×)": t["ihvp"].ratio(t["cg"]),
+            f"M-FAC IHVP, m = {m} (ms)": 1e3 * t["ihvp"].median,
+        }
+    return rows, headline  # the headline is the largest window's
 
 
 def gns_rows() -> list[str]:
@@ -73,14 +81,13 @@ def gns_rows() -> list[str]:
         methods = {name: curvature.gns(problem, x0, hessian=name, steps=GNS_CAPS[key]) for name in problem.hessians}
         methods["gradient descent"] = curvature.gradient_descent(problem, x0, steps=GNS_CAPS[key] * 10)
         for name, states in methods.items():
-            start, reached, solves = time.perf_counter(), None, 0
+            reached, solves = None, 0
             for state in states:
                 solves += state.solves
                 if state.f - f_star < 1e-10:
                     reached = state.step
                     break
-            seconds = time.perf_counter() - start
-            rows.append(f"| {key} | {name} | {reached or f'> {state.step}'} | {solves} | {seconds:.2f} |")
+            rows.append(f"| {key} | {name} | {reached or f'> {state.step}'} | {solves} |")
     return rows
 
 
@@ -93,24 +100,29 @@ def main() -> None:
     grads = per_sample_grads(zoo.load("digits-mlp-converged").eval(), x[:256], y[:256])
     grads = grads[:, -650:] if quick else grads
     v = torch.randn(grads.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    repeats = 5
+    quiet()
+    ihvp, headline = ihvp_rows(grads, v, repeats)
     lines = [
         "# Curvature benchmark",
         "",
         f"{platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__}, float64, "
-        f"d = {grads.shape[1]}, λ = {DAMP:g}. Times: M-FAC setup (once per window) and one IHVP, best of 3 and 5; dense solve and CG (tol 1e-12) once.",
+        f"d = {grads.shape[1]}, λ = {DAMP:g}. Times: median (min–max) over {repeats} interleaved rounds of M-FAC "
+        "setup (once per window), one M-FAC IHVP, CG (tol 1e-12) and, with the first window, the dense solve (the "
+        "same d × d solve at every m). Ratios: of medians.",
         "",
-        "| m | M-FAC setup ms | M-FAC IHVP ms | M-FAC rel. error | dense ms | CG ms | CG rel. error "
+        "| m | M-FAC setup | M-FAC IHVP | M-FAC rel. error | dense solve | CG | CG rel. error "
         "| dense / M-FAC IHVP | CG / M-FAC IHVP |",
         "|---|---|---|---|---|---|---|---|---|",
-        *ihvp_rows(grads, v),
+        *ihvp,
         "",
-        "GNS vs gradient descent (backtracking) to f − f* < 1e-10:",
+        "GNS vs gradient descent (backtracking) to f − f* < 1e-10 (iterations and solves: exact counts, no timing):",
         "",
-        "| problem | method | iterations | solves / trials | seconds |",
-        "|---|---|---|---|---|",
+        "| problem | method | iterations | solves / trials |",
+        "|---|---|---|---|",
         *gns_rows(),
     ]
-    publish("curvature", lines, quick=quick)
+    publish("curvature", lines, quick=quick, headline=headline)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from bench._common import publish, timed
+from bench._common import interleaved, publish, quiet
 from core import zoo
 from core.data.shapes import make_shapes
 from core.explanations import METHODS, LFAConfig, explain, lfa, patch_features, tabular
@@ -56,25 +56,28 @@ def subjects(quick: bool) -> dict[str, dict]:
     }
 
 
-def timing_table(quick: bool) -> list[str]:
-    repeats = 2 if quick else 5
-    lines = []
+def timing_table(quick: bool) -> tuple[list[str], dict[str, float]]:
+    repeats = 5 if quick else 7
+    lines, headline = [], {}
     for name, s in subjects(quick).items():
         model, inputs = s.pop("model"), s.pop("inputs")
         lines += [
             f"### {name}, n = {s['n_samples']}",
             "",
-            "| method | captum (ms) | direct LFA (ms) | captum / LFA |",
+            "| method | captum | direct LFA | captum / LFA |",
             "|---|---:|---:|---:|",
         ]
+        calls = {}
         for key, m in METHODS.items():
-            direct = functools.partial(lfa, model, inputs, neighbourhood=m.neighbourhood, loss=m.loss, **s)
-            ours = timed(direct, repeats, best=True, warmup=True)
-            captum = functools.partial(explain, model, inputs, method=key, **s)
-            theirs = timed(captum, repeats, best=True, warmup=True)
-            lines.append(f"| {m.label} | {theirs * 1e3:.1f} | {ours * 1e3:.1f} | {theirs / ours:.1f}× |")
+            calls["lfa", key] = functools.partial(lfa, model, inputs, neighbourhood=m.neighbourhood, loss=m.loss, **s)
+            calls["captum", key] = functools.partial(explain, model, inputs, method=key, **s)
+        t = interleaved(calls, repeats=repeats)
+        ratios = {key: t["lfa", key].ratio(t["captum", key]) for key in METHODS}
+        for key, m in METHODS.items():
+            lines.append(f"| {m.label} | {t['captum', key].show()} | {t['lfa', key].show()} | {ratios[key]:.1f}× |")
         lines.append("")
-    return lines
+        headline[f"captum / LFA, {name.split(' (')[0]}, median over methods (×)"] = statistics.median(ratios.values())
+    return lines, headline
 
 
 def sample_counts(quick: bool) -> list[str]:
@@ -112,17 +115,18 @@ def main() -> None:
     quick = parser.parse_args().quick
     torch.set_num_threads(1)
     start = time.perf_counter()
-    load = os.getloadavg()[0]
+    quiet()
+    timings, headline = timing_table(quick)
     lines = [
         "# Explanation-choice lab benchmark",
         "",
-        f"Device: cpu (1 thread), captum 0.9.0; load average {load:.1f} on {os.cpu_count()} cores at the start "
-        "(absolute times on this shared machine vary; ratios come from the same run). Best of repeats.",
+        "Device: cpu (1 thread), captum 0.9.0. Times: median (min–max) over interleaved rounds, every call once a "
+        "round; ratios of medians.",
         "",
         "## Time per explanation: captum vs the direct LFA solve",
         "",
     ]
-    lines += timing_table(quick)
+    lines += timings
     lines += ["## Samples to reach 1e-2 of the LFA solution (captum calls)", ""]
     lines += sample_counts(quick)
     lines += [
@@ -132,7 +136,7 @@ def main() -> None:
         "",
         f"Total {time.perf_counter() - start:.0f} s{' (--quick)' if quick else ''}.",
     ]
-    publish("explanations", lines, quick=quick)
+    publish("explanations", lines, quick=quick, headline=headline)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import mdptoolbox.mdp  # noqa: E402
 
-from bench._common import publish, timed  # noqa: E402
+from bench._common import interleaved, publish, quiet  # noqa: E402
 from core.exploration import (  # noqa: E402
     EXPLORER_NAMES,
     EXPLORERS,
@@ -50,39 +49,43 @@ def toolbox_values(kernel: np.ndarray, paid: list[np.ndarray], horizon: int) -> 
     return [problem.V for problem in solved]
 
 
-def planning_rows(horizons) -> list[str]:
+def planning_rows(horizons, repeats: int) -> tuple[list[str], dict[str, float]]:
     mdp, rewards = chain_mdp(), chain_rewards()
     kernel = mdp.transitions.permute(1, 0, 2).numpy()
-    rows = []
+    rows, headline = [], {}
     for horizon in horizons:
         paid = [(r / horizon).unsqueeze(1).expand(-1, 2).numpy() for r in rewards]
         library = partial(toolbox_values, kernel, paid, horizon)
+        ours = partial(value_iteration, mdp.transitions, rewards, horizon=horizon)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t_lib = timed(library, 5, best=True)
+            t = interleaved({"ours": ours, "pymdptoolbox": library}, repeats=repeats)
             values = library()
-        t_ours = timed(lambda h=horizon: value_iteration(mdp.transitions, rewards, horizon=h), 5, best=True)
-        ours = value_iteration(mdp.transitions, rewards, horizon=horizon).values
-        diff = max(abs(v - ours[i].T.numpy()).max() for i, v in enumerate(values))
-        rows.append(f"| {horizon} | {t_ours * 1e3:.2f} | {t_lib * 1e3:.2f} | {t_lib / t_ours:.1f}× | {diff:.1e} |")
-    return rows
+        diff = max(abs(v - ours().values[i].T.numpy()).max() for i, v in enumerate(values))
+        ratio = headline[f"pymdptoolbox / ours, H = {horizon} (×)"] = t["ours"].ratio(t["pymdptoolbox"])
+        rows.append(f"| {horizon} | {t['ours'].show()} | {t['pymdptoolbox'].show()} | {ratio:.1f}× | {diff:.1e} |")
+    return rows, headline
 
 
-def episode_rows(horizons, steps: int) -> list[str]:
+def episode_rows(horizons, steps: int, repeats: int) -> list[str]:
+    """Per episode: exploration only, and with planning + evaluation, every explorer interleaved per horizon."""
     mdp, rewards = chain_mdp(), chain_rewards()
-    rows = []
-    for key in EXPLORERS:
-        cells = []
-        for horizon in horizons:
+    cells = {key: [] for key in EXPLORERS}
+    for horizon in horizons:
+        calls = {}
+        for key in EXPLORERS:
             config = ExploreConfig(explorer=key, horizon=horizon)
-            start = time.perf_counter()
-            last_state(run(mdp, rewards, config=config, steps=steps, every=steps))  # exploration only
-            explore = (time.perf_counter() - start) / steps
-            start = time.perf_counter()
-            last_state(run(mdp, rewards, config=config, steps=steps))  # + planning and evaluating 13 rewards
-            cells.append(f"{explore * 1e3:.1f} / {(time.perf_counter() - start) / steps * 1e3:.1f}")
-        rows.append(f"| {EXPLORER_NAMES[key]} | " + " | ".join(cells) + " |")
-    return rows
+            # every=steps: exploration only; every episode: + planning and evaluating the 13 rewards
+            for kind, every in (("explore", steps), ("plan", 1)):
+                calls[key, kind] = partial(_episodes, mdp, rewards, config, steps, every)
+        t = interleaved(calls, repeats=repeats)
+        for key in EXPLORERS:
+            cells[key].append(f"{t[key, 'explore'].per(steps).show()} / {t[key, 'plan'].per(steps).show()}")
+    return [f"| {EXPLORER_NAMES[key]} | " + " | ".join(row) + " |" for key, row in cells.items()]
+
+
+def _episodes(mdp, rewards, config: ExploreConfig, steps: int, every: int) -> None:
+    last_state(run(mdp, rewards, config=config, steps=steps, every=every))
 
 
 def scaling_rows(horizons, steps: int, seeds) -> list[str]:
@@ -106,25 +109,29 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     horizons, steps, seeds = ((12, 24), 30, (0,)) if args.quick else ((12, 24, 48, 96), 100, (0, 1, 2))
+    timed_steps, repeats = (3, 5) if args.quick else (10, 5)  # episodes per timed run: K runs × 5 would not fit
+    quiet()
+    planning, headline = planning_rows(horizons, repeats)
     head = " | ".join(f"H = {h}" for h in horizons)
     lines = [
         "# Reward-free exploration benchmark",
         "",
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"1 thread, float64, the 12-state segmented chain (d = 5), 13 rewards. A shared, busy 2-core machine: "
-        "wall times are rough.",
+        f"1 thread, float64, the 12-state segmented chain (d = 5), 13 rewards. Times: median (min–max) over "
+        f"{repeats} interleaved rounds; ratios of medians.",
         "",
-        "## Value iteration vs pymdptoolbox FiniteHorizon (13 rewards, best of 5)",
+        "## Value iteration vs pymdptoolbox FiniteHorizon (13 rewards)",
         "",
-        "| H | ours (ms) | pymdptoolbox (ms) | ratio | max |ΔV| |",
+        "| H | ours | pymdptoolbox | pymdptoolbox / ours | max |ΔV| |",
         "|---|---|---|---|---|",
-        *planning_rows(horizons),
+        *planning,
         "",
-        f"## Wall time per episode (ms), K = {steps}: exploration only / with planning + evaluation of 13 rewards",
+        f"## Wall time per episode, runs of {timed_steps} episodes: exploration only / with planning + evaluation "
+        "of 13 rewards (exploration only still plans for the first and last episode it yields)",
         "",
         f"| explorer | {head} |",
         "|---" * (len(horizons) + 1) + "|",
-        *episode_rows(horizons, steps),
+        *episode_rows(horizons, timed_steps, repeats),
         "",
         f"## Episodes to ε = {EPSILON} (worst of 13 rewards stays ≤ ε from then on), K ≤ {steps}, seeds {seeds}",
         "",
@@ -134,7 +141,7 @@ def main() -> None:
         "|---" * (len(horizons) + 1) + "|",
         *scaling_rows(horizons, steps, seeds),
     ]
-    publish("exploration", lines, quick=args.quick)
+    publish("exploration", lines, quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     examples = 20 if args.quick else args.examples
     records, seconds = fuzz(examples)
-    publish("fuzz", report(records, examples, seconds), quick=args.quick)
+    headline = {
+        "entry points": len(records),
+        "cases tried": sum(r["tried"] for r in records),
+        "failures": sum(bool(r["failure"]) for r in records),
+    }
+    publish("fuzz", report(records, examples, seconds), quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import itertools
 import platform
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import publish  # noqa: E402
+from bench._common import interleaved, publish, quiet  # noqa: E402
 from core.data.digits import load_digits_split  # noqa: E402
 from core.learning_rules import noprop_run, rrr_run  # noqa: E402
 from core.runs import last_state  # noqa: E402
@@ -31,32 +31,54 @@ def multiplier_2bit() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor([bits(a, 2) + bits(b, 2) for a, b in rows]), torch.tensor([bits(a * b, 4) for a, b in rows])
 
 
-def noprop_rows(epochs: int, device: str) -> list[str]:
+def noprop_rows(epochs: int, device: str, repeats: int) -> tuple[list[str], dict[str, float]]:
+    """Whole training runs, the three methods interleaved; seconds per epoch."""
     data = load_digits_split(0.2)
-    rows, base = [], None
-    for method in ("noprop", "backprop_chain", "mlp"):
+    last, peak = {}, {}
+
+    def train(method: str) -> None:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        last = last_state(noprop_run(data, method=method, steps=epochs, seed=0, device=device))
-        per_epoch = (time.perf_counter() - start) / epochs
-        base = base or per_epoch
-        memory = f"{torch.cuda.max_memory_allocated() / 2**20:.1f} MiB" if device == "cuda" else "n/a (CPU)"
-        rows.append(
-            f"| {method} | {per_epoch:.3f} | {per_epoch / base:.2f}× | {memory} | {last.accuracy_noise_free:.3f} |"
-        )
-    return rows
+        last[method] = last_state(noprop_run(data, method=method, steps=epochs, seed=0, device=device))
+        peak[method] = f"{torch.cuda.max_memory_allocated() / 2**20:.1f} MiB" if device == "cuda" else "n/a (CPU)"
+
+    methods = ("noprop", "backprop_chain", "mlp")
+    timings = {
+        m: t.per(epochs) for m, t in interleaved({m: partial(train, m) for m in methods}, repeats=repeats).items()
+    }
+    base = timings["noprop"]
+    rows = [
+        f"| {m} | {timings[m].show('s')} | {timings[m].median / base.median:.2f}× | {peak[m]} | "
+        f"{last[m].accuracy_noise_free:.3f} |"
+        for m in methods
+    ]
+    headline = {
+        "NoProp s / epoch": base.median,
+        "backprop chain / NoProp time (×)": timings["backprop_chain"].median / base.median,
+        "NoProp test accuracy": last["noprop"].accuracy_noise_free,
+    }
+    return rows, headline
 
 
-def rrr_row(name: str, inputs, targets, hidden, steps: int, n_runs: int) -> str:
-    start = time.perf_counter()
+def rrr_solved(name: str, inputs, targets, hidden, steps: int, n_runs: int) -> str:
     solved_at = torch.full((n_runs,), -1)
     for state in rrr_run(inputs, targets, hidden=hidden, steps=steps, n_runs=n_runs, every=10, seed=0):
         solved_at = torch.where(state.solved & (solved_at < 0), state.step, solved_at)
-    seconds = time.perf_counter() - start
     ok = solved_at[solved_at > 0].float()
-    mean = f"{ok.mean():.0f}" if len(ok) else "–"
-    return f"| {name} | {len(ok)}/{n_runs} within {steps} | {mean} | {seconds / state.step * 1e3:.1f} ms ({n_runs} runs batched) |"
+    return f"| {name} | {len(ok)}/{n_runs} within {steps} | {f'{ok.mean():.0f}' if len(ok) else '–'} |"
+
+
+def rrr_rows(tasks: dict[str, tuple], steps: int, repeats: int) -> list[str]:
+    """Solved counts from one full run per task; time per iteration from interleaved runs of ``steps`` iterations."""
+    calls = {
+        name: lambda x=x, y=y, hidden=hidden, n=n: last_state(rrr_run(x, y, hidden=hidden, steps=steps, n_runs=n))
+        for name, (x, y, hidden, _, n) in tasks.items()
+    }
+    timings = interleaved(calls, repeats=repeats)
+    return [
+        f"{rrr_solved(name, *task)} {timings[name].per(steps).show()} ({task[-1]} runs batched) |"
+        for name, task in tasks.items()
+    ]
 
 
 def main() -> None:
@@ -65,26 +87,32 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    epochs, mult_steps = (2, 200) if args.quick else (5, 2000)
+    epochs, mult_steps, repeats = (2, 200, 5) if args.quick else (5, 2000, 5)
+    tasks = {  # inputs, targets, hidden, iterations for the solved count, runs batched
+        "XOR 2-3-1": (*_xor(), (3,), 1000, 20),
+        "2-bit multiplier 4-4-4-4": (*multiplier_2bit(), (4, 4), mult_steps, 5),
+    }
+    quiet()
+    noprop, headline = noprop_rows(epochs, args.device, repeats)
     lines = [
         "# Learning rules benchmark",
         "",
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, one thread, device {args.device}.",
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, one thread, device {args.device}. "
+        f"Times: median (min–max) over {repeats} interleaved rounds.",
         "",
         f"## NoProp-DT vs backprop on digits (T = 10, {epochs} epochs, 1,437 train / 360 test)",
         "",
         "| method | s / epoch (incl. test eval) | ratio to NoProp | peak memory | test acc (noise-free) |",
         "|---|---|---|---|---|",
-        *noprop_rows(epochs, args.device),
+        *noprop,
         "",
         "## RRR (σ = 3, β = .2, γ = 1e-3, gapstop .01)",
         "",
-        "| task | solved | mean iterations to solve | time per iteration |",
+        "| task | solved | mean iterations to solve | time per iteration (runs of 100) |",
         "|---|---|---|---|",
-        rrr_row("XOR 2-3-1", *_xor(), (3,), 1000, 20),
-        rrr_row("2-bit multiplier 4-4-4-4", *multiplier_2bit(), (4, 4), mult_steps, 5),
+        *rrr_rows(tasks, 100, repeats),
     ]
-    publish("learning_rules", lines, quick=args.quick)
+    publish("learning_rules", lines, quick=args.quick, headline=headline)
 
 
 def _xor() -> tuple[torch.Tensor, torch.Tensor]:

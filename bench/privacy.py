@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,11 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from opacus import GradSampleModule
 
-from bench._common import publish, timed
+from bench._common import Timing, interleaved, publish, quiet
 from core.device import device_label
 from core.privacy import PrivateConfig, calibrate, classic_epsilon, load, rdp_epsilon, run
 from core.privacy.data import HIDDEN, init_parameters, per_sample_gradients, sample_loss
 from core.runs import last_state
+
+PLAIN = "plain GD (nn.Module, autograd of the mean loss)"
 
 
 def module(model: str, d: int) -> torch.nn.Module:
@@ -40,7 +41,7 @@ def module(model: str, d: int) -> torch.nn.Module:
     return torch.nn.Sequential(*layers).double()
 
 
-def timings(model: str, n: int, rounds: int, device: str, repeats: int) -> dict[str, float]:
+def timings(model: str, n: int, rounds: int, device: str, repeats: int) -> dict[str, Timing]:
     data = load("unit-logistic", n_samples=n)
     x, y = data.inputs.to(device), data.target.to(device)
     d = x.shape[1]
@@ -60,23 +61,21 @@ def timings(model: str, n: int, rounds: int, device: str, repeats: int) -> dict[
         bce(net(x).squeeze(1), y).backward()
         return [q.grad_sample for q in net.parameters()]
 
-    out = {
-        "plain GD (nn.Module, autograd of the mean loss)": timed(plain_gd, repeats, best=True, warmup=True),
-        "per-sample, torch.func vmap(grad)": timed(
-            lambda: vmap(grad_and_value(loss_one), in_dims=(None, 0, 0))(p, x, y), repeats, best=True, warmup=True
-        ),
-        "per-sample, opacus GradSampleModule": timed(opacus_per_sample, repeats, best=True, warmup=True),
+    calls = {
+        PLAIN: plain_gd,
+        "per-sample, torch.func vmap(grad)": lambda: vmap(grad_and_value(loss_one), in_dims=(None, 0, 0))(p, x, y),
+        "per-sample, opacus GradSampleModule": opacus_per_sample,
     }
     if model == "logistic":
         fast = per_sample_gradients(model, d, data.task)
-        out["per-sample, closed form (the lab's path)"] = timed(lambda: fast(p, x, y), repeats, best=True, warmup=True)
+        calls["per-sample, closed form (the lab's path)"] = lambda: fast(p, x, y)
+    out = interleaved(calls, repeats=repeats)
+    # whole runs are long: their own interleaved rounds, without warm-up
+    runs = {}
     for name, restart in (("DP-GD round (run, T = 1)", 1), ("DIFF2-GD round (run, T = 10)", 10)):
         config = dataclasses.replace(PrivateConfig(), restart=restart)
-        total = timed(
-            lambda c=config: last_state(run(model, data, config=c, steps=rounds, device=device)), 1, best=True
-        )
-        out[name] = total / rounds
-    return out
+        runs[name] = lambda c=config: last_state(run(model, data, config=c, steps=rounds, device=device))
+    return out | {name: t.per(rounds) for name, t in interleaved(runs, repeats=5, warmup=0).items()}
 
 
 def accountant_rows() -> list[str]:
@@ -100,31 +99,37 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", "Full backward hook is firing")  # opacus's hooks on inputs without grad
-    n, rounds, repeats = (2000, 20, 5) if args.quick else (10_000, 50, 10)
+    n, rounds, repeats = (2000, 5, 5) if args.quick else (10_000, 10, 9)
+    quiet()
+    headline = {}
     lines = [
         "# Privacy benchmark: the cost of per-sample gradients, and the accountant",
         "",
         f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; opacus 1.6.0; "
-        f"{'--quick' if args.quick else 'full run'}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"at the start (a busy machine slows every row; the ratios are from the same run). Data: the generated "
-        f"unit-norm set, N = {n}, d = 20, float64; best of {repeats} calls (runs: best of 1, {rounds} rounds).",
+        f"{'--quick' if args.quick else 'full run'}. Data: the generated unit-norm set, N = {n}, d = 20, float64. "
+        f"Times: median (min–max) over {repeats} interleaved rounds (whole runs of {rounds} rounds: 5, in rounds of "
+        "their own); ratios of medians.",
         "",
     ]
     for model in ("logistic", "mlp"):
         t = timings(model, n, rounds, args.device, repeats)
-        base = t["plain GD (nn.Module, autograd of the mean loss)"]
+        base = t[PLAIN]
         lines += [
             f"## {model} (D = {21 if model == 'logistic' else 221})",
             "",
-            "| what | ms per round | × plain GD |",
+            "| what | per round | × plain GD |",
             "|---|---|---|",
         ]
-        lines += [f"| {k} | {v * 1e3:.2f} | {v / base:.1f}× |" for k, v in t.items()]
+        lines += [f"| {k} | {v.show()} | {v.median / base.median:.1f}× |" for k, v in t.items()]
+        headline[f"vmap per-sample / plain GD, {model} (×)"] = base.ratio(t["per-sample, torch.func vmap(grad)"])
+        headline[f"opacus / vmap per-sample, {model} (×)"] = t["per-sample, torch.func vmap(grad)"].ratio(
+            t["per-sample, opacus GradSampleModule"]
+        )
         lines.append("")
         print("\n".join(lines[-len(t) - 4 :]), flush=True)
     lines += ["## Accountant: opacus RDP vs the classic conversion (δ = 1e-5), both ≤ the target", ""]
     lines += accountant_rows()
-    publish("privacy", lines, quick=args.quick)
+    publish("privacy", lines, quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":

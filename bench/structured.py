@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import cvxpy as cp
@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import publish  # noqa: E402
+from _common import interleaved, publish, quiet  # noqa: E402
 
 from core.runs import last_state  # noqa: E402
 from core.structured import constrained, coordinate, sliding  # noqa: E402
@@ -55,7 +55,7 @@ QP_MATRICES = {  # the HS QPs as 1/2 x'Px + q'x + const s.t. Ax = b, for CLARABE
 }
 
 
-def scipy_solve(problem, method: str) -> tuple[np.ndarray, int, float]:
+def scipy_solve(problem, method: str) -> tuple[np.ndarray, int]:
     def as_t(x):
         return torch.tensor(x, dtype=torch.float64)
 
@@ -65,7 +65,6 @@ def scipy_solve(problem, method: str) -> tuple[np.ndarray, int, float]:
         "jac": lambda x: torch.func.jacrev(problem.constraints)(as_t(x)).numpy(),
     }
     options = {"ftol": 1e-12, "maxiter": 500} if method == "SLSQP" else {"gtol": 1e-10, "xtol": 1e-14, "maxiter": 5000}
-    start = time.perf_counter()
     if method == "SLSQP":
         res = minimize(
             lambda x: float(problem.objective(as_t(x))),
@@ -85,18 +84,17 @@ def scipy_solve(problem, method: str) -> tuple[np.ndarray, int, float]:
             jac=lambda x: torch.func.grad(problem.objective)(as_t(x)).numpy(),
             constraints=[nonlinear],
         )
-    return res.x, int(res.nit) if res.success else -int(res.nit), time.perf_counter() - start
+    return res.x, int(res.nit) if res.success else -int(res.nit)
 
 
-def clarabel_qp(name: str) -> tuple[np.ndarray, float]:
+def clarabel_qp(name: str) -> np.ndarray:
     p, q, a, b = (np.array(m, dtype=float) for m in QP_MATRICES[name])
     x = cp.Variable(len(q))
-    start = time.perf_counter()
     cp.Problem(cp.Minimize(0.5 * cp.quad_form(x, cp.psd_wrap(p)) + q @ x), [a @ x == b]).solve(**CLARABEL)
-    return x.value, time.perf_counter() - start
+    return x.value
 
 
-def constrained_rows(names: list[str]) -> list[str]:
+def constrained_rows(names: list[str], repeats: int) -> tuple[list[str], dict[str, float]]:
     rows = [
         "## 1. Constrained: AdaSketch-Newton (Kaczmarz) vs scipy SLSQP / trust-constr",
         "",
@@ -108,30 +106,39 @@ def constrained_rows(names: list[str]) -> list[str]:
         "| time ratio ours/SLSQP | CLARABEL err (time) |",
         "|---|---|---|---|---|---|",
     ]
-    last_state(constrained.run(constrained_problem("hs7")))  # warm-up: torch.func's first call compiles
+    headline = {}
     for name in names:
         problem = constrained_problem(name)
-        start = time.perf_counter()
-        last = last_state(constrained.run(problem))
-        t_ours = time.perf_counter() - start
-        x_sl, it_sl, t_sl = scipy_solve(problem, "SLSQP")
-        x_tc, it_tc, t_tc = scipy_solve(problem, "trust-constr")
+        calls = {
+            "ours": lambda problem=problem: last_state(constrained.run(problem)),
+            "SLSQP": partial(scipy_solve, problem, "SLSQP"),
+            "trust-constr": partial(scipy_solve, problem, "trust-constr"),
+        }
+        if name in QP_MATRICES:
+            calls["CLARABEL"] = partial(clarabel_qp, name)
+        t = interleaved(calls, repeats=repeats)  # the warm-up round also compiles torch.func's first call
+        last, (x_sl, it_sl), (x_tc, it_tc) = (calls[k]() for k in ("ours", "SLSQP", "trust-constr"))
         ref = x_sl if problem.x_star is None else problem.x_star.numpy()
         err = {k: float(np.linalg.norm(v - ref)) for k, v in {"ours": last.x.numpy(), "sl": x_sl, "tc": x_tc}.items()}
-        clarabel = "—"
+        clarabel, ratio = "—", t["ours"].median / t["SLSQP"].median
         if name in QP_MATRICES:
-            x_cl, t_cl = clarabel_qp(name)
-            clarabel = f"{np.linalg.norm(x_cl - ref):.1e} ({t_cl * 1e3:.0f} ms), ours vs it {np.linalg.norm(x_cl - last.x.numpy()):.1e}"
+            x_cl = calls["CLARABEL"]()
+            clarabel = (
+                f"{np.linalg.norm(x_cl - ref):.1e} ({t['CLARABEL'].show()}), ours vs it "
+                f"{np.linalg.norm(x_cl - last.x.numpy()):.1e}"
+            )
         rows.append(
-            f"| {name} | {last.step} / {last.total_sweeps} / {t_ours:.2f} s / {err['ours']:.1e} | "
-            f"{it_sl} / {t_sl:.2f} s / {err['sl']:.1e} | {it_tc} / {t_tc:.2f} s / {err['tc']:.1e} | "
-            f"{f'{t_ours / t_sl:.1f}×' if it_sl > 0 else '— (SLSQP hit maxiter)'} | {clarabel} |"
+            f"| {name} | {last.step} / {last.total_sweeps} / {t['ours'].show('s')} / {err['ours']:.1e} | "
+            f"{it_sl} / {t['SLSQP'].show('s')} / {err['sl']:.1e} | {it_tc} / {t['trust-constr'].show('s')} / "
+            f"{err['tc']:.1e} | {f'{ratio:.1f}×' if it_sl > 0 else '— (SLSQP hit maxiter)'} | {clarabel} |"
         )
+        if it_sl > 0:
+            headline[f"ours / SLSQP time, {name} (×)"] = ratio
         print(rows[-1], flush=True)
-    return rows + [""]
+    return rows + [""], headline
 
 
-def coordinate_rows() -> list[str]:
+def coordinate_rows(rules, repeats: int) -> list[str]:
     rows = [
         "## 2. Coordinate descent vs CLARABEL (dataset-A recipe, n = 100, d = 300, seed 1)",
         "",
@@ -140,21 +147,23 @@ def coordinate_rows() -> list[str]:
     ]
     a, w, noise = dataset_a(100, 300, 1)
     b = a @ w + noise
-    for name, rule in (("least-squares", "gsl"), ("least-squares", "random"), ("lasso", "gs-q"), ("lasso", "random")):
+    for name, rule in rules:
         problem = coordinate_problem(name, seed=1)
-        start = time.perf_counter()
-        last = last_state(
-            coordinate.run(problem, config=coordinate.CoordinateConfig(rule=rule, steps=40_000, every=40_000))
-        )
-        t_ours = time.perf_counter() - start
+        config = coordinate.CoordinateConfig(rule=rule, steps=40_000, every=40_000)
         x = cp.Variable(300)
         objective = 0.5 * cp.sum_squares(a @ x - b) + (problem.l1 * cp.norm1(x) if problem.l1 else 0)
-        start = time.perf_counter()
         reference = cp.Problem(cp.Minimize(objective))
-        reference.solve(**CLARABEL)
-        t_cl = time.perf_counter() - start
+        calls = {
+            "ours": lambda problem=problem, config=config: last_state(coordinate.run(problem, config=config)),
+            "CLARABEL": lambda reference=reference: reference.solve(**CLARABEL),
+        }
+        t = interleaved(calls, repeats=repeats, warmup=0)
+        last = calls["ours"]()
         gap, f_star = last.objective - reference.value, problem.f_star - reference.value
-        rows.append(f"| {name} | {rule} | {last.step} | {t_ours:.2f} s | {gap:.2e} | {f_star:.1e} | {t_cl:.2f} s |")
+        rows.append(
+            f"| {name} | {rule} | {last.step} | {t['ours'].show('s')} | {gap:.2e} | {f_star:.1e} | "
+            f"{t['CLARABEL'].show('s')} |"
+        )
         print(rows[-1], flush=True)
     return rows + [""]
 
@@ -162,13 +171,14 @@ def coordinate_rows() -> list[str]:
 def sliding_rows(tol: float) -> list[str]:
     problem = sliding_problem("tv-denoising")
     rows = [
-        f"## 3. Gradient sliding on the TV problem (n = 50, m = 40), to relative gap {tol:g}",
+        f"## 3. Gradient sliding on the TV problem (n = 50, m = 40), to relative gap {tol:g}: oracle calls, not timed "
+        "(a run takes up to a minute)",
         "",
         f"Ψ* = {problem.psi_star:.10f} from CLARABEL (tol 1e-12). L = {problem.lipschitz:.3f}, "
         f"M = {problem.nonsmooth_lipschitz:.3f}, μ = {problem.mu}.",
         "",
-        "| method | ∇f calls | h′ calls | time | final relative gap | status |",
-        "|---|---|---|---|---|---|",
+        "| method | ∇f calls | h′ calls | final relative gap | status |",
+        "|---|---|---|---|---|",
     ]
     configs = {
         "GS, oracle restart": {"restart": "oracle"},
@@ -177,33 +187,35 @@ def sliding_rows(tol: float) -> list[str]:
     }
     for label, extra in configs.items():
         config = sliding.SlidingConfig(**{"tol": tol, "every": 100_000, "steps": 5000, **extra})
-        start = time.perf_counter()
         last = last_state(sliding.run(problem, config=config))
-        rows.append(
-            f"| {label} | {last.gradients} | {last.subgradients} | {time.perf_counter() - start:.2f} s | "
-            f"{last.relative_gap:.2e} | {last.status} |"
-        )
+        rows.append(f"| {label} | {last.gradients} | {last.subgradients} | {last.relative_gap:.2e} | {last.status} |")
         print(rows[-1], flush=True)
     return rows + [""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="HS problems only, sliding to 1e-5 (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="HS problems, greedy rules, sliding to 1e-5")
     args = parser.parse_args()
     torch.set_num_threads(1)
     lines = [
         "# Structured lab benchmark: Optiscope vs scipy (SLSQP, trust-constr) and cvxpy/CLARABEL",
         "",
         f"torch {torch.__version__}, scipy {scipy.__version__}, cvxpy {cp.__version__}; {platform.machine()}, "
-        f"1 thread; {'--quick' if args.quick else 'full run'}. Times are wall clock on a shared 2-core machine.",
+        f"1 thread; {'--quick' if args.quick else 'full run'}. Times: median (min–max) over 5 interleaved rounds, every "
+        "solver once a round; ratios of medians.",
         "",
     ]
     names = ["hs7", "hs28", "hs48", "hs51"] + ([] if args.quick else ["hs6", "logreg"])
-    lines += constrained_rows(names)
-    lines += coordinate_rows()
+    rules = (("least-squares", "gsl"), ("lasso", "gs-q"))
+    if not args.quick:
+        rules += (("least-squares", "random"), ("lasso", "random"))
+    quiet()
+    constrained_lines, headline = constrained_rows(names, 5)
+    lines += constrained_lines
+    lines += coordinate_rows(rules, 5)
     lines += sliding_rows(1e-5 if args.quick else 1e-6)
-    publish("structured", lines, quick=args.quick)
+    publish("structured", lines, quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":
