@@ -62,10 +62,8 @@ def guider_costs(D, labels, steps: int, repeats: int, w: float) -> tuple[list[st
     c, u = torch.randn(len(labels), 1, 8, 8, generator=g), torch.randn(len(labels), 1, 8, 8, generator=g)
     configs = {label: with_w(config, w) for label, config in GUIDERS.items()}
     step = interleaved({k: partial(sample, D, labels, config, steps) for k, config in configs.items()}, repeats=repeats)
-    combine = interleaved(
-        {k: lambda config=config: drive(make_guider(config), c, u, steps) for k, config in configs.items()},
-        repeats=repeats,
-    )
+    guiders = {k: make_guider(config) for k, config in configs.items()}  # step 0 rebuilds a guider's buffers
+    combine = interleaved({k: partial(drive, guider, c, u, steps) for k, guider in guiders.items()}, repeats=repeats)
     lines = [
         f"## Per-step cost relative to plain CFG (digits UNet, {len(labels)} samples, {steps} steps a run, 1 thread)",
         "",
