@@ -10,6 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from opacus.accountants import RDPAccountant
 
+from core.errors import OptiscopeError, check_int, check_range
+from core.privacy.config import MAX_ROUNDS, check_delta, check_epsilon
+
+MIN_MULTIPLIER = 1e-3  # below any calibrate() gives (ε <= 1e3): α/(2z²) stays finite
+MAX_COUNT = 10**12  # samples n and dimension d of the regime ratio
 U = 1.25  # the authors' split: 1/u of the Rényi budget to the full-gradient rounds, (u - 1)/u to the differences
 
 
@@ -39,6 +44,8 @@ def calibrate(epsilon: float, delta: float, *, rounds: int, restart: int) -> Cal
     >>> c.order, round(c.z_full, 2), c.full_rounds
     (25, 70.71, 200)
     """
+    epsilon, delta = check_epsilon(epsilon), check_delta(delta)
+    rounds, restart = check_int("rounds", rounds, 1, MAX_ROUNDS), check_int("restart", restart, 1, MAX_ROUNDS)
     order = 1 + math.ceil(2 * math.log(1 / delta) / epsilon)
     kappa = 4 * U if restart > 1 else 4.0
     full = -(-rounds // restart)  # rounds r with r mod T = 0
@@ -53,6 +60,7 @@ def calibrate(epsilon: float, delta: float, *, rounds: int, restart: int) -> Cal
 
 def rdp_epsilon(calibration: Calibration, delta: float, *, full: int, difference: int) -> float:
     """ε after ``full`` and ``difference`` rounds, by opacus's ``RDPAccountant`` (sampling rate 1: every sample)."""
+    delta, full, difference = _check_release(calibration, delta, full, difference)
     accountant = RDPAccountant()
     accountant.history = [
         (z, 1.0, k)
@@ -70,9 +78,21 @@ def rdp_epsilon(calibration: Calibration, delta: float, *, full: int, difference
 
 def classic_epsilon(calibration: Calibration, delta: float, *, full: int, difference: int) -> float:
     """The cross-check: the Gaussian mechanism's RDP α/(2z²) per round, summed, plus ln(1/δ)/(α - 1) at α."""
+    delta, full, difference = _check_release(calibration, delta, full, difference)
     a = calibration.order
     rdp = full * a / (2 * calibration.z_full**2) + difference * a / (2 * calibration.z_difference**2)
     return rdp + math.log(1 / delta) / (a - 1)
+
+
+def _check_release(calibration: Calibration, delta: float, full: int, difference: int) -> tuple[float, int, int]:
+    """Checked (δ, full rounds, difference rounds) for a :func:`calibrate` result (its multipliers in [1e-3, inf])."""
+    if not isinstance(calibration, Calibration):
+        raise OptiscopeError(f"Expected `calibration` from calibrate(), but got {type(calibration).__name__}")
+    check_int("calibration.order", calibration.order, 2)
+    check_range("calibration.z_full", calibration.z_full, MIN_MULTIPLIER, math.inf)
+    check_range("calibration.z_difference", calibration.z_difference, MIN_MULTIPLIER, math.inf)
+    full, difference = check_int("full", full, 0, MAX_ROUNDS), check_int("difference", difference, 0, MAX_ROUNDS)
+    return check_delta(delta), full, difference
 
 
 @functools.lru_cache(maxsize=64)
@@ -99,4 +119,5 @@ def regime_ratio(n: float, epsilon: float, d: float) -> float:
     >>> round(regime_ratio(10_000, 1.0, 21), 3)
     0.077
     """
-    return d ** (1 / 6) * (n * epsilon) ** (-1 / 3)
+    n, d = check_range("n", n, 1, MAX_COUNT), check_range("d", d, 1, MAX_COUNT)
+    return d ** (1 / 6) * (n * check_epsilon(epsilon)) ** (-1 / 3)

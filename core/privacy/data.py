@@ -23,6 +23,7 @@ DATASETS = {
 MODELS = {"logistic": "logistic / least squares", "mlp": "MLP d → 10 → 1 (softplus)"}
 HIDDEN = 10  # the authors' fc_10
 MAX_GENERATED = 100_000
+TASKS = ("classes", "regression")  # binary cross-entropy, squared error
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ def load(name: str, *, n_samples: int = 10_000, seed: int = 0) -> Dataset:
     check_choice("dataset", name, DATASETS)
     if name == "unit-logistic":
         n = check_int("n_samples", n_samples, 2, MAX_GENERATED)
-        x, y = sk.make_classification(n_samples=n, n_features=20, random_state=check_int("seed", seed, 0))
+        x, y = sk.make_classification(
+            n_samples=n, n_features=20, random_state=check_int("seed", seed, 0, 2**32 - 1)
+        )  # sklearn's range
         x = x / np.linalg.norm(x, axis=1, keepdims=True)  # per-sample gradient <= sqrt(2), smoothness 1/2
         return _dataset(x, y, "classes")
     bunch = {"breast_cancer": sk.load_breast_cancer, "wine": sk.load_wine, "diabetes": sk.load_diabetes}[name]()

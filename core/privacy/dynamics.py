@@ -12,7 +12,7 @@ from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int
 from core.privacy.accountant import calibrate, ledger
 from core.privacy.config import DEFAULT_CONFIG, GRADIENT_BUDGET, MAX_ROUNDS, PrivateConfig
-from core.privacy.data import MODELS, Dataset, init_parameters, n_parameters, per_sample_gradients
+from core.privacy.data import MODELS, TASKS, Dataset, init_parameters, n_parameters, per_sample_gradients
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,16 @@ def _check_data(data: Dataset, n_clients: int, device) -> tuple[torch.Tensor, to
     """Features and targets on ``device``, cut to P equal client shares."""
     if not isinstance(data, Dataset):
         raise OptiscopeError(f"Expected `data` to be a Dataset, but got {type(data).__name__}")
-    n = data.inputs.shape[0]
+    inputs, target = data.inputs, data.target
+    real = all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (inputs, target))
+    if not (real and inputs.dim() == 2 and target.shape == inputs.shape[:1] and inputs.shape[1] > 0):
+        raise OptiscopeError(f"Expected real inputs (N, d) and target (N,), but got {_shapes(inputs, target)}")
+    if not (torch.isfinite(inputs).all() and torch.isfinite(target).all()):
+        raise OptiscopeError("Expected finite `data.inputs` and `data.target`, but got NaN or inf")
+    check_choice("data.task", data.task, TASKS)
+    n = inputs.shape[0]
     if n_clients > n:
         raise OptiscopeError(f"Expected at most one client per sample, but got `n_clients`={n_clients} for {n} samples")
-    if data.inputs.dim() != 2 or data.target.shape != (n,) or not torch.isfinite(data.inputs).all():
-        raise OptiscopeError(f"Expected finite inputs (N, d) and target (N,), but got {tuple(data.inputs.shape)}")
     kept = n // n_clients * n_clients  # equal shares: n_min enters the noise, so unequal clients would be wrong
     x, y = data.inputs[:kept], data.target[:kept]
     return (x.to(device), y.to(device)) if device is not None else (x, y)
@@ -162,3 +167,7 @@ def _noise(g: torch.Generator, like: torch.Tensor, z: float | None, bound: float
     if z is None or bound == 0:
         return 0.0
     return torch.randn(like.shape, generator=g, device=like.device, dtype=like.dtype) * (z * 2 * bound / n)
+
+
+def _shapes(*values) -> str:
+    return ", ".join(str(tuple(v.shape)) if isinstance(v, torch.Tensor) else type(v).__name__ for v in values)
