@@ -52,13 +52,15 @@ def margin_project(w: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> tuple[t
 
 @dataclass(frozen=True)
 class RRRState:
-    """One iteration: rms gap per run (R,), its weight/input/value parts (R, 3), which runs are solved (R,), the
-    concur weights per layer [(R, n_l, m_l)] and the training accuracy of sign inference per run (R,)."""
+    """One iteration: rms gap per run (R,), its weight/input/value parts (R, 3), which runs are solved (R,) and at
+    which iteration (R,; 0 while unsolved), the concur weights per layer [(R, n_l, m_l)] and the training accuracy of
+    sign inference per run (R,)."""
 
     step: int
     gap: torch.Tensor
     gap_parts: torch.Tensor
     solved: torch.Tensor
+    solved_at: torch.Tensor
     weights: tuple[torch.Tensor, ...]
     accuracy: torch.Tensor
 
@@ -186,6 +188,7 @@ def _loop(inputs, targets, widths, beta, gapstop, steps, every, n_runs, seed, ga
     delta = [((n_in + 1) / 3) ** 0.5 for n_in in widths[:-1]]
     n_btf = len(inputs) * sum(widths[1:])
     solved = torch.zeros(n_runs, dtype=torch.bool, device=inputs.device)
+    solved_at = torch.zeros(n_runs, dtype=torch.long, device=inputs.device)
     metric = [torch.ones_like(layer["y"]) for layer in z]
     for k in range(1, steps + 1):
         pa = _project_a(z, delta)
@@ -201,12 +204,13 @@ def _loop(inputs, targets, widths, beta, gapstop, steps, every, n_runs, seed, ga
             {n: torch.where(_bcast(active, z_l[n]), z_l[n] + beta * (b[n] - a[n]), z_l[n]) for n in z_l}
             for z_l, a, b in zip(z, pa, pb, strict=True)
         ]
+        solved_at = torch.where(~solved & (gap < gapstop), k, solved_at)
         solved = solved | (gap < gapstop)
         done = bool(solved.all()) or k == steps
         if k % every == 0 or done:
             weights = tuple(layer["w"][:, 0] for layer in pb)
             acc = (infer(weights, inputs) == targets).all(-1).double().mean(-1)
-            yield RRRState(k, gap, (parts / n_btf).sqrt(), solved.clone(), weights, acc)
+            yield RRRState(k, gap, (parts / n_btf).sqrt(), solved.clone(), solved_at.clone(), weights, acc)
         if done:
             return
 
