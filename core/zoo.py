@@ -31,7 +31,13 @@ from core.errors import OptiscopeError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # Lab modules that declare `ZOO: list[ZooEntry]`, cheapest import first.
-_ENTRY_MODULES = ("core.landscape.models", "core.cam.models", "core.guidance.models", "core.explanations.models")
+_ENTRY_MODULES = (
+    "core.landscape.models",
+    "core.cam.models",
+    "core.guidance.models",
+    "core.explanations.models",
+    "core.diffusion_training.models",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,343 @@
+"""Training the 2-D denoiser, one optimiser step per state: DSM, guided distillation (stages 1 and 2), Self-NPO.
+
+On Distillation of Guided Diffusion Models: https://arxiv.org/abs/2210.03142 (stage 1: a student conditioned on
+w learns the CFG combination (1 + w')D_c − w'D_u = D_u + w(D_c − D_u), w = 1 + w'; stage 2: progressive
+distillation halves its sampling steps, google-research ``diffusion_distillation/dpm.py``).
+Self-NPO: https://arxiv.org/abs/2505.11777 (truncated fine-tuning of a copy of the model toward its own
+guided predictions with w_neg; the copy is CFG's unconditional branch). The teacher everywhere is the toy's
+exact denoiser, so every trained model can be compared with the truth.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.guidance.denoisers import SIGMA_MAX, SIGMA_MIN
+
+from . import sampling
+from .mlp import EDMMLP
+
+OBJECTIVES = {
+    "dsm": "Denoising score matching, labels dropped to ∅ (a plain conditional denoiser)",
+    "guided": "Stage 1: a w-conditioned student of the exact teacher's CFG",
+    "progressive": "Stage 2: progressive distillation, halving the student's steps",
+    "self_npo": "Self-NPO: truncated fine-tuning toward the model's own w_neg-guided predictions",
+}
+BUDGET = 3e11  # batch × parameters × model calls over the run: ~30 s on one CPU thread
+MAX_SAMPLES, SAMPLE_STEPS = 4096, 32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One flat recipe for every objective (defaults: the reference note's toy recipes).
+
+    Args:
+        objective (`str`, defaults to `"guided"`): a key of ``OBJECTIVES``.
+        batch_size (`int`, defaults to `256`).
+        lr (`float`, defaults to `2e-3`): Adam's step, decayed by a cosine to 0 over each phase.
+        log_sigma_mean, log_sigma_std (`float`, defaults to `0.0`, `1.6`): training σ ∼ exp N(mean, std²).
+        label_dropout (`float`, defaults to `0.15`): "dsm": share of labels replaced by ∅.
+        teacher_steps, student_steps (`int`, defaults to `32`, `4`): "progressive": halve from one to the other.
+        w_neg (`float`, defaults to `-1.0`): "self_npo": −1 = pure unconditional targets, −5 = anti-guidance.
+        npo_grid, npo_window (`int`, defaults to `25`, `5`): "self_npo": teacher steps on a Karras grid.
+        ema (`float`, defaults to `0.999`): "self_npo": the teacher is this EMA of the student.
+        grad_clip (`float`, defaults to `1.0`): gradient norm clip.
+    """
+
+    objective: str = "guided"
+    batch_size: int = 256
+    lr: float = 2e-3
+    log_sigma_mean: float = 0.0
+    log_sigma_std: float = 1.6
+    label_dropout: float = 0.15
+    teacher_steps: int = 32
+    student_steps: int = 4
+    w_neg: float = -1.0
+    npo_grid: int = 25
+    npo_window: int = 5
+    ema: float = 0.999
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_int("batch_size", self.batch_size, 1, 8192)
+        check_range("lr", self.lr, 1e-8, 1.0)
+        check_range("log_sigma_mean", self.log_sigma_mean, -6.0, 3.0)
+        check_range("log_sigma_std", self.log_sigma_std, 0.0, 5.0)
+        check_range("label_dropout", self.label_dropout, 0.0, 1.0)
+        check_int("teacher_steps", self.teacher_steps, 2, 256)
+        check_int("student_steps", self.student_steps, 1, self.teacher_steps // 2)
+        ratio = self.teacher_steps / self.student_steps
+        if ratio != 2 ** round(math.log2(ratio)):
+            raise OptiscopeError(
+                f"Expected `teacher_steps` / `student_steps` to be a power of 2, "
+                f"but got {self.teacher_steps} / {self.student_steps}"
+            )
+        check_range("w_neg", self.w_neg, -20.0, 20.0)
+        check_int("npo_grid", self.npo_grid, 2, 256)
+        check_int("npo_window", self.npo_window, 1, self.npo_grid)
+        check_range("ema", self.ema, 0.0, 1.0)
+        check_positive("grad_clip", self.grad_clip)
+
+    @property
+    def halvings(self) -> int:
+        return round(math.log2(self.teacher_steps / self.student_steps)) if self.objective == "progressive" else 1
+
+    def calls_per_step(self) -> int:
+        """Model calls per training step (the budget's unit): teacher passes plus the student's forward."""
+        calls = {"dsm": 1, "guided": 1, "progressive": 3, "self_npo": 2 * (self.npo_window + 1) + 1}
+        return calls[self.objective]
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """One optimiser step (or the mean over the last ``every``).
+
+    ``samples`` (n_samples, 2) are the current model's samples (labels ``sample_labels``) when asked for:
+    its own sampler at ``sample_w`` (32 steps; the current step count in stage 2; CFG with the trained
+    negative branch for Self-NPO). ``model`` is a frozen copy of the model after this step.
+    """
+
+    step: int  # optimiser steps so far (1-based after the first)
+    loss: float
+    lr: float
+    sampler_steps: int  # the student's sampling steps now (stage 2 halves it)
+    samples: torch.Tensor | None
+    sample_labels: torch.Tensor | None
+    model: nn.Module
+
+
+def exact_x0(mixture, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """The mixture's exact D(x, σ, y) with one σ per sample (``core.guidance`` takes one σ per call).
+
+    Shapes: x: (B, 2), sigma: (B,), labels: (B,) or None -> (B, 2).
+    """
+    var = (mixture.std**2 + sigma.double().square())[:, None]  # (B, 1)
+    x64 = x.double()
+    logits = -torch.cdist(x64, mixture.means).square() / (2 * var)  # (B, M)
+    if labels is not None:
+        logits = logits + mixture._mask[labels.long()]
+    shrink = mixture.std**2 / var
+    x0 = (1 - shrink) * (torch.softmax(logits, dim=1) @ mixture.means) + shrink * x64
+    return x0.to(x.dtype)
+
+
+def run(
+    model: EDMMLP,
+    mixture,
+    *,
+    config: TrainConfig = TrainConfig(),
+    steps: int = 1000,
+    every: int = 1,
+    n_samples: int = 0,
+    sample_w: float = 3.0,
+    seed: int = 0,
+) -> Iterator[TrainState]:
+    r"""Train a copy of ``model`` on the 2-D ``mixture`` with ``config.objective``; one state per ``every`` steps.
+
+    Args:
+        model (`EDMMLP`): the start point, copied (never changed): a fresh one for "dsm" and "guided"
+            ("guided" needs ``w_range``), the stage-1 student for "progressive", a "dsm"-trained base for
+            "self_npo" (the base stays the conditional branch of the samples' CFG).
+        mixture (`core.guidance.GaussianMixtureDenoiser`): the data and the exact teacher; its device is used.
+        config (`TrainConfig`): the recipe.
+        steps (`int`, defaults to `1000`): optimiser steps (per halving for "progressive").
+        every (`int`, defaults to `1`): yield every k-th step (loss averaged over them) and the last.
+        n_samples (`int`, defaults to `0`): samples drawn with each yielded state (0 = none).
+        sample_w (`float`, defaults to `3.0`): guidance scale of those samples (inside a student's ``w_range``).
+        seed (`int`, defaults to `0`): data, noise and the samples' start.
+
+    Budget: batch × parameters × model calls × steps ≤ 3e11; n_samples ≤ 4096.
+
+    >>> from core.guidance import GaussianMixtureDenoiser
+    >>> from core.runs import last_state
+    >>> last = last_state(run(EDMMLP(width=16, w_range=(1, 5)), GaussianMixtureDenoiser(), steps=5))
+    >>> last.step, last.sampler_steps
+    (5, 32)
+    """
+    if not isinstance(model, EDMMLP):
+        raise OptiscopeError(f"Expected `model` to be an EDMMLP, but got {type(model).__name__}")
+    if model.num_classes != mixture.num_classes or mixture.sample_shape != (2,):
+        raise OptiscopeError(
+            f"Expected a 2-D `mixture` with the model's {model.num_classes} classes, "
+            f"but got {mixture.num_classes} classes of shape {mixture.sample_shape}"
+        )
+    if not isinstance(config, TrainConfig):
+        raise OptiscopeError(f"Expected `config` to be a TrainConfig, but got {type(config).__name__}")
+    needs_w = config.objective in ("guided", "progressive")
+    if needs_w != (model.w_range is not None):
+        kind = "a w-conditioned (w_range set)" if needs_w else "a plain (no w_range)"
+        raise OptiscopeError(f"Objective `{config.objective}` trains {kind} model")
+    steps = check_int("steps", steps, 1, 100_000)
+    every = check_int("every", every, 1, steps * config.halvings)
+    n_samples = check_int("n_samples", n_samples, 0, MAX_SAMPLES)
+    low, high = model.w_range or (0.0, 20.0)
+    sample_w = check_range("sample_w", sample_w, low, high)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    params = sum(p.numel() for p in model.parameters())
+    work = config.batch_size * params * config.calls_per_step() * steps * config.halvings
+    check_budget("parameter-evaluations (batch × parameters × calls × steps)", work, BUDGET, hint="Use fewer steps.")
+    return _loop(model, mixture, config, steps, every, n_samples, sample_w, seed)
+
+
+def _loop(model, mixture, config, steps, every, n_samples, sample_w, seed) -> Iterator[TrainState]:
+    device = mixture.device
+    base = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    student = copy.deepcopy(base).train().requires_grad_(True)
+    gen = torch.Generator().manual_seed(int(seed))
+    done, losses = 0, []
+    for phase in range(config.halvings):
+        sampler_steps = config.teacher_steps >> (phase + 1) if config.objective == "progressive" else SAMPLE_STEPS
+        teacher = copy.deepcopy(student).eval().requires_grad_(False)
+        opt = torch.optim.Adam(student.parameters(), lr=config.lr, foreach=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
+        loss_fn = LOSSES[config.objective]
+        for i in range(steps):
+            loss = loss_fn(student, teacher, mixture, config, gen, sampler_steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
+            opt.step()
+            sched.step()
+            if config.objective == "self_npo":
+                _ema(teacher, student, config.ema)
+            losses.append(loss.item())
+            done += 1
+            if not math.isfinite(losses[-1]):
+                raise OptiscopeError(f"The loss became non-finite at step {done}; lower `lr`")
+            if done % every == 0 or (phase == config.halvings - 1 and i == steps - 1):
+                snapshot = copy.deepcopy(student).eval().requires_grad_(False)
+                samples, labels = _samples(snapshot, base, config, mixture, n_samples, sample_w, sampler_steps, seed)
+                lr = opt.param_groups[0]["lr"]
+                yield TrainState(done, sum(losses) / len(losses), lr, sampler_steps, samples, labels, snapshot)
+                losses = []
+
+
+@torch.no_grad()
+def _ema(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    for p_t, p_s in zip(teacher.parameters(), student.parameters(), strict=True):
+        p_t.lerp_(p_s, 1 - decay)
+
+
+def _samples(snapshot, base, config, mixture, n, w, steps, seed):
+    if n == 0:
+        return None, None
+    labels = torch.arange(n, device=mixture.device) % mixture.num_classes
+    if config.objective in ("guided", "progressive"):
+        predict = sampling.student(snapshot, labels, w)
+    elif config.objective == "self_npo":
+        predict = sampling.model_cfg(base, labels, w, negative=snapshot)
+    else:
+        predict = sampling.model_cfg(snapshot, labels, w)
+    x = sampling.euler(predict, sampling.start_noise(n, seed, mixture.device), _levels(config, steps))
+    return x.detach(), labels
+
+
+def _levels(config: TrainConfig, steps: int) -> torch.Tensor:
+    """The student's σ levels: every k-th level of the teacher's grid in stage 2 (grids must nest)."""
+    if config.objective != "progressive":
+        return sampling.grid(steps)
+    return sampling.grid(config.teacher_steps)[:: config.teacher_steps // steps]
+
+
+# --- Losses: (student, teacher, mixture, config, generator, sampler steps) -> scalar ----------------------
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randn(shape, generator=gen).to(device)  # drawn on the CPU: the same run on every device
+
+
+def _data(mixture, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.randint(0, len(mixture.means), (n,), generator=gen).to(mixture.device)
+    x0 = mixture.means[idx].float() + mixture.std * _randn((n, 2), gen, mixture.device)
+    return x0, mixture.classes[idx]
+
+
+def _sigmas(config: TrainConfig, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    log_sigma = config.log_sigma_mean + config.log_sigma_std * _randn((n,), gen, device)
+    return log_sigma.exp().clamp(SIGMA_MIN, 4 * SIGMA_MAX)
+
+
+def _uniform_w(student: EDMMLP, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    low, high = student.w_range
+    return low + (high - low) * torch.rand((n,), generator=gen).to(device)
+
+
+def _weighted(student: EDMMLP, pred: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return (student.loss_weight(sigma) * (pred - target).square().sum(1)).mean()
+
+
+def _dsm_loss(student, teacher, mixture, config, gen, _steps) -> torch.Tensor:
+    x0, labels = _data(mixture, config.batch_size, gen)
+    dropped = torch.rand(len(labels), generator=gen).to(labels.device) < config.label_dropout
+    labels = torch.where(dropped, mixture.num_classes, labels)
+    sigma = _sigmas(config, len(x0), gen, x0.device)
+    x = x0 + sigma[:, None] * _randn(x0.shape, gen, x0.device)
+    return _weighted(student, student(x, sigma, labels), x0, sigma)
+
+
+def _guided_loss(student, teacher, mixture, config, gen, _steps) -> torch.Tensor:
+    x0, labels = _data(mixture, config.batch_size, gen)
+    sigma, w = _sigmas(config, len(x0), gen, x0.device), _uniform_w(student, len(x0), gen, x0.device)
+    x = x0 + sigma[:, None] * _randn(x0.shape, gen, x0.device)
+    d_c, d_u = exact_x0(mixture, x, sigma, labels), exact_x0(mixture, x, sigma, None)
+    return _weighted(student, student(x, sigma, labels, w), d_u + w[:, None] * (d_c - d_u), sigma)
+
+
+def _progressive_loss(student, teacher, mixture, config, gen, steps) -> torch.Tensor:
+    """Two teacher Euler steps z_t → z_mid → z_s make the target x̃ = (z_s − (σ_s/σ_t)z_t) / (1 − σ_s/σ_t)."""
+    x0, labels = _data(mixture, config.batch_size, gen)
+    levels = _levels(config, steps * 2).to(x0.device, torch.float32)  # the teacher's grid
+    k = 2 * torch.randint(0, steps, (len(x0),), generator=gen).to(x0.device)
+    s_t, s_mid, s_s = levels[k], levels[k + 1], levels[k + 2]
+    w = _uniform_w(student, len(x0), gen, x0.device)
+    z_t = x0 + s_t[:, None] * _randn(x0.shape, gen, x0.device)
+    with torch.no_grad():
+        x_hat = teacher(z_t, s_t, labels, w)
+        z_mid = x_hat + (s_mid / s_t)[:, None] * (z_t - x_hat)
+        x_hat = teacher(z_mid, s_mid, labels, w)
+        z_s = x_hat + (s_s / s_mid)[:, None] * (z_mid - x_hat)
+        ratio = (s_s / s_t)[:, None]
+        target = (z_s - ratio * z_t) / (1 - ratio)  # = z_s on the last step (σ_s = 0)
+    return _weighted(student, student(z_t, s_t, labels, w), target, s_t)
+
+
+def _self_npo_loss(student, teacher, mixture, config, gen, _steps) -> torch.Tensor:
+    """Self-NPO: from z_{t_i} ∼ q(·|x0), ``npo_window`` teacher DDIM steps guided by D_c + w_neg(D_c − D_u);
+    its x0 at the end point is the target of the student at a re-noised point x' (t' above the end point)."""
+    x0, labels = _data(mixture, config.batch_size, gen)
+    levels = sampling.grid(config.npo_grid).to(x0.device, torch.float32)
+    i = torch.randint(0, config.npo_grid, (len(x0),), generator=gen).to(x0.device)
+    z = x0 + levels[i][:, None] * _randn(x0.shape, gen, x0.device)
+    null = torch.full_like(labels, mixture.num_classes)
+
+    def anti(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        d_c = teacher(x, sigma.clamp_min(SIGMA_MIN), labels)
+        return d_c + config.w_neg * (d_c - teacher(x, sigma.clamp_min(SIGMA_MIN), null))
+
+    with torch.no_grad():
+        for j in range(config.npo_window):
+            s, s_next = levels[(i + j).clamp_max(config.npo_grid)], levels[(i + j + 1).clamp_max(config.npo_grid)]
+            pred = anti(z, s)
+            z = torch.where((s > 0)[:, None], pred + (s_next / s.clamp_min(SIGMA_MIN))[:, None] * (z - pred), z)
+        s_end = levels[(i + config.npo_window).clamp_max(config.npo_grid)]
+        target = torch.where((s_end > 0)[:, None], anti(z, s_end), z)
+        low = s_end.clamp_min(SIGMA_MIN).log()
+        s_new = (low + (math.log(SIGMA_MAX) - low) * torch.rand(len(z), generator=gen).to(z.device)).exp()
+        x_new = z + (s_new.square() - s_end.square()).clamp_min(0).sqrt()[:, None] * _randn(z.shape, gen, z.device)
+    return (student(x_new, s_new, labels) - target).square().sum(1).mean()  # plain MSE, as the reference
+
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "dsm": _dsm_loss,
+    "guided": _guided_loss,
+    "progressive": _progressive_loss,
+    "self_npo": _self_npo_loss,
+}
