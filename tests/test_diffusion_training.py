@@ -6,13 +6,13 @@ Toy recipes on the exact 8-mode mixture, fixed seeds; every number is compared w
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 
-from core.diffusion_training import EDMMLP, TrainConfig, run
+from core.diffusion_training import EDMMLP, TrainConfig, run, sampling
 from core.diffusion_training import regression as R
-from core.diffusion_training import sampling
 from core.errors import OptiscopeError
 from core.guidance import GaussianMixtureDenoiser
 from core.runs import last_state
@@ -49,7 +49,7 @@ def radius(predict, levels: torch.Tensor) -> float:
 
 
 def teacher_radius(mixture, w: float) -> float:
-    return radius(lambda labels: sampling.exact_cfg(mixture, labels, w), sampling.grid(32))
+    return radius(partial(sampling.exact_cfg, mixture, w=w), sampling.grid(32))
 
 
 def test_exact_teacher_reproduces_the_notes_cfg_radii(mixture) -> None:
@@ -60,7 +60,7 @@ def test_exact_teacher_reproduces_the_notes_cfg_radii(mixture) -> None:
 @pytest.mark.slow
 def test_stage1_student_matches_the_teachers_radius_at_every_w(mixture, stage1) -> None:
     for w in (1.0, 2.0, 3.0, 5.0):
-        student = radius(lambda labels: sampling.student(stage1, labels, w), sampling.grid(32))
+        student = radius(partial(sampling.student, stage1, w=w), sampling.grid(32))
         assert abs(student - teacher_radius(mixture, w)) <= 0.03, (w, student)
 
 
@@ -71,8 +71,8 @@ def test_progressive_distillation_keeps_the_teachers_radius_in_4_steps(mixture, 
     four = sampling.grid(32)[::8]
     for w in (3.0, 5.0):
         reference = teacher_radius(mixture, w)
-        distilled = radius(lambda labels: sampling.student(states[-1].model, labels, w), four)
-        naive = radius(lambda labels: sampling.student(stage1, labels, w), four)
+        distilled = radius(partial(sampling.student, states[-1].model, w=w), four)
+        naive = radius(partial(sampling.student, stage1, w=w), four)
         assert abs(distilled - reference) <= 0.03, (w, distilled, reference)
         assert abs(naive - reference) > 0.15, (w, naive, reference)
 
@@ -93,8 +93,8 @@ def test_self_npo_minus_one_stays_close_to_the_base(mixture, base) -> None:
     for sigma in (5.0, 1.0, 0.3):
         assert _null_rms(base, negative, mixture, sigma) <= 0.25, sigma
     for w in (2.0, 3.0, 5.0):
-        plain = radius(lambda labels: sampling.model_cfg(base, labels, w), sampling.grid(32))
-        npo = radius(lambda labels: sampling.model_cfg(base, labels, w, negative=negative), sampling.grid(32))
+        plain = radius(partial(sampling.model_cfg, base, w=w), sampling.grid(32))
+        npo = radius(partial(sampling.model_cfg, base, w=w, negative=negative), sampling.grid(32))
         assert abs(npo - plain) <= 0.04, (w, plain, npo)
 
 
@@ -170,9 +170,9 @@ def test_states_are_frozen_and_detached_and_the_input_model_is_untouched(mixture
 
 
 def test_same_seed_same_run(mixture) -> None:
-    first = [s.loss for s in run(EDMMLP(width=8), mixture, config=TrainConfig(objective="dsm"), steps=3)]
-    again = [s.loss for s in run(EDMMLP(width=8), mixture, config=TrainConfig(objective="dsm"), steps=3)]
-    assert first == again
+    losses = lambda seed: [s.loss for s in run(EDMMLP(width=8, seed=seed), mixture, steps=3, seed=seed)]  # noqa: E731
+    assert losses(0) == losses(0)
+    assert losses(0) != losses(1)
 
 
 @pytest.mark.gpu
