@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
 
 METHODS = ("noprop", "backprop_chain", "mlp")
 EPOCH_BUDGET = 2_000  # epochs × blocks: keeps one run under about a minute on one CPU core
@@ -168,7 +168,7 @@ def run(
     check_choice("method", method, METHODS)
     T, steps = check_int("T", T, 1, 100), check_int("steps", steps)
     width, batch_size = check_int("width", width, 1, 4096), check_int("batch_size", batch_size)
-    eta, lr = check_positive("eta", eta), check_positive("lr", lr)
+    eta, lr = check_range("eta", eta, 1e-9, 1e3), check_range("lr", lr, 1e-9, 1.0)
     check_budget("epochs × blocks", steps * T, EPOCH_BUDGET)
     x, y, x_test, y_test = check_digits(data, device)
     return _loop(x, y, x_test, y_test, method, T, eta, steps, width, lr, batch_size, seed)
@@ -187,6 +187,8 @@ def check_digits(data: dict[str, torch.Tensor], device=None) -> tuple[torch.Tens
         x, y = data[f"x_{split}"].reshape(len(data[f"x_{split}"]), -1).float().to(dev), data[f"y_{split}"].to(dev)
         if x.shape[1] != 64 or len(y) != len(x) or len(x) == 0:
             raise OptiscopeError(f"Expected `x_{split}` of 64 features per item, but got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise OptiscopeError(f"Expected `x_{split}` to hold finite pixel values, but it holds NaN or inf")
         if y.dtype != torch.long or int(y.min()) < 0 or int(y.max()) > 9:
             raise OptiscopeError(
                 f"Expected `y_{split}` to hold integer labels 0..9, but got {y.dtype} in [{y.min()}, {y.max()}]"

@@ -17,7 +17,7 @@ import torch
 from torch.func import vmap
 
 from core.device import generator
-from core.errors import check_budget, check_choice, check_int, check_positive
+from core.errors import check_budget, check_choice, check_int, check_range
 from core.learning_rules.noprop import check_digits
 from core.learning_rules.perturbation import estimate, mlp_loss, node_perturbation
 
@@ -46,10 +46,10 @@ class RuleConfig:
     def __post_init__(self) -> None:
         check_choice("rule", self.rule, tuple(RULES))
         check_int("hidden", self.hidden, 1, 1024)
-        check_positive("lr", self.lr)
+        check_range("lr", self.lr, 1e-9, 1.0)
         check_int("batch_size", self.batch_size, 1, 100_000)
         check_int("n_samples", self.n_samples, 1, 10_000)
-        check_positive("sigma", self.sigma)
+        check_range("sigma", self.sigma, 1e-12, 1.0)  # σ <= 0 probes nothing; σ > 1 leaves the loss's linear range
 
     @property
     def passes_per_step(self) -> int:
