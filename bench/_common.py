@@ -55,23 +55,32 @@ def _sig(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
 
 
-def interleaved(calls: dict[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 1) -> dict[str, Timing]:
+def interleaved(
+    calls: dict[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 1, min_sample_s: float = 0.02
+) -> dict[str, Timing]:
     """A/B(/C…) timings interleaved round by round (ABAB…), after `warmup` untimed rounds.
 
     Load from other processes then hits every call alike, and its swings show as spread instead of as a
     ratio. Each round starts one call further along (AB, BA, …) so that no call always runs after the same one.
+    A call the warm-up found shorter than ``min_sample_s`` runs that many times over in each sample (timeit's
+    loops), so that one scheduler time slice on a busy machine is not the whole sample; samples are per call.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"Expected repeats >= 1 and warmup >= 0, but got {repeats} and {warmup}")
     names = list(calls)
+    loops = dict.fromkeys(names, 1)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(warmup + repeats):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            calls[name]()
+            for _ in range(loops[name]):
+                calls[name]()
+            seconds = (time.perf_counter() - start) / loops[name]
             if round_ >= warmup:
-                samples[name].append(time.perf_counter() - start)
+                samples[name].append(seconds)
+            elif round_ == warmup - 1:
+                loops[name] = max(1, min(1000, math.ceil(min_sample_s / max(seconds, 1e-9))))
     return {name: Timing.of(samples[name]) for name in names}
 
 

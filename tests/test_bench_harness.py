@@ -35,7 +35,7 @@ def results(bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_calls_are_interleaved_round_by_round_after_the_warmup(bench) -> None:
     order: list[str] = []
     calls = {name: (lambda name=name: order.append(name)) for name in "ABC"}
-    timings = bench.interleaved(calls, repeats=3, warmup=2)
+    timings = bench.interleaved(calls, repeats=3, warmup=2, min_sample_s=0)
     # every round runs each call once, starting one further along each round: ABC, BCA, CAB, ABC, BCA
     assert order == list("ABCBCACABABCBCA")
     assert {name: len(t.samples) for name, t in timings.items()} == {"A": 3, "B": 3, "C": 3}
@@ -45,9 +45,24 @@ def test_only_the_rounds_after_the_warmup_are_timed(bench, monkeypatch: pytest.M
     ticks = iter(range(100))
     monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(ticks)))
     slow = {"A": lambda: next(ticks), "B": lambda: None}  # A advances the fake clock by one extra tick
-    timings = bench.interleaved(slow, repeats=5, warmup=1)
+    timings = bench.interleaved(slow, repeats=5, warmup=1, min_sample_s=0)
     assert timings["A"].samples == (2.0,) * 5 and timings["B"].samples == (1.0,) * 5
     assert timings["B"].ratio(timings["A"]) == 2.0  # B is twice as fast as A
+
+
+def test_a_short_call_is_looped_to_fill_a_sample(bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    counts = {"short": 0, "long": 0}
+
+    def call(name: str, seconds: float) -> None:
+        counts[name] += 1
+        clock[0] += seconds
+
+    calls = {"short": lambda: call("short", 0.001), "long": lambda: call("long", 0.5)}
+    timings = bench.interleaved(calls, repeats=5, warmup=1, min_sample_s=0.02)
+    assert counts == {"short": 1 + 5 * 20, "long": 1 + 5}  # 20 loops of 1 ms fill a 20 ms sample
+    assert timings["short"].samples == pytest.approx((0.001,) * 5) and timings["long"].median == 0.5
 
 
 def test_timing_holds_median_and_spread(bench) -> None:
