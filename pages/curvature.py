@@ -8,15 +8,13 @@ import streamlit as st
 import torch
 
 from core import curvature
-from core.curvature import pruning
+from core.curvature import compare, pruning
 from core.landscape.models import digits_batch
 from pages import _ui as ui
 
 MFAC_REF = "Frantar, Kurtic, Alistarh, M-FAC, https://arxiv.org/abs/2107.03356 (static algorithm, §3)."
 GNS_REF = "Semenov, Jaggi, Doikov, Gradient-Normalized Smoothness, https://arxiv.org/abs/2506.13710 (Algorithm 1)."
 PROBLEMS = {"logistic": "Logistic: even vs odd digits (d = 65)", "softmax": "Softmax: 10 classes (d = 650)"}
-# the softmax Fisher (650 × 650 built from 1,797 outer products per iteration) is ~0.25 s an iteration here
-SLOW_APPROXIMATIONS = {"softmax": ("fisher",)}
 LAST_LAYER = 650  # the output layer's 640 weights + 10 biases: a dense solve there takes milliseconds
 
 ui.header("curvature")
@@ -30,7 +28,7 @@ ui.presets(
 view = ui.radio("View", {"mfac": "M-FAC products and pruning", "gns": "GNS iterations"}, "mfac", "view")
 damp = ui.select("M-FAC damping λ", [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], 1e-4, "damp")
 problem_key = ui.radio("GNS problem", PROBLEMS, "logistic", "problem")
-steps = int(ui.slider("GNS / GD iterations", 5, 200, 60, "steps"))
+steps = int(ui.slider("GNS / GD iterations", 5, compare.MAX_ITERATIONS, 60, "steps"))
 
 
 @st.cache_data(max_entries=2, show_spinner="Per-sample gradients of the digits MLP…")
@@ -55,28 +53,9 @@ def pruning_curves(damp: float) -> pd.DataFrame:
     return pd.DataFrame({"sparsity": sparsities, **curves})
 
 
-@st.cache_data(max_entries=4, show_spinner="GNS with each Hessian approximation, and gradient descent…")
-def gns_runs(problem_key: str, steps: int) -> tuple[pd.DataFrame, float]:
-    problem = curvature.logistic_digits() if problem_key == "logistic" else curvature.softmax_digits()
-    x0 = torch.zeros(problem.d, dtype=torch.float64)
-    exact = list(curvature.gns(problem, x0, steps=max(steps, 30)))  # converged well before 30: also gives f*
-    f_star = min(s.f for s in exact)
-    runs = {"exact": exact[:steps], "gradient descent": curvature.gradient_descent(problem, x0, steps=steps)}
-    for name in problem.hessians.keys() - {"exact", *SLOW_APPROXIMATIONS.get(problem_key, ())}:
-        runs[name] = curvature.gns(problem, x0, hessian=name, steps=steps)
-    rows = [
-        {
-            "method": name,
-            "iteration": s.step,
-            "gap": max(s.f - f_star, 1e-16),
-            "gamma": s.gamma,
-            "solves": s.solves,
-            "accepted": s.accepted,
-        }
-        for name, states in runs.items()
-        for s in states
-    ]
-    return pd.DataFrame(rows), f_star
+@st.cache_resource(max_entries=2)
+def problem(key: str) -> curvature.Problem:
+    return compare.PROBLEMS[key]()
 
 
 def line_chart(data: pd.DataFrame, x: str, y: str, group: str, key: str, title: str, log_y: bool = True) -> None:
@@ -94,21 +73,19 @@ def mfac_view() -> None:
     with ui.errors("the M-FAC products"):
         table = ihvp_table(damp)
         line_chart(table.assign(what="relative error"), "m", "rel_error", "what", "ihvp", "M-FAC vs exact solve")
+        cost = table.melt("m", ["mfac_s", "dense_s"], var_name="method", value_name="seconds")
+        line_chart(cost, "m", "seconds", "method", "ihvp-cost", "Cost: M-FAC setup + product vs a dense solve")
         ui.metrics(
             {
                 "worst relative error": f"{table.rel_error.max():.2e}",
                 "M-FAC time at m = 128 (ms)": f"{1e3 * table.mfac_s.iloc[-1]:.1f}",
             }
         )
-        ui.explainer(
-            "M-FAC",
-            [
-                r"\hat F = \lambda I + \tfrac1m\sum_i g_i g_i^\top",
-                r"\hat F^{-1}x = \lambda^{-1}x - \sum_i \frac{v_i^\top x}{m + g_i^\top v_i} v_i",
-            ],
-            {"λ": damp, "d (output layer)": LAST_LAYER},
-            MFAC_REF,
-        )
+        formulas = [
+            r"\hat F = \lambda I + \tfrac1m\sum_i g_i g_i^\top",
+            r"\hat F^{-1}x = \lambda^{-1}x - \sum_i \frac{v_i^\top x}{m + g_i^\top v_i} v_i",
+        ]
+        ui.explainer("M-FAC", formulas, {"λ": damp, "d (output layer)": LAST_LAYER}, MFAC_REF)
         curves = pruning_curves(damp)
         long = curves.melt("sparsity", var_name="saliency", value_name="test accuracy")
         line_chart(long, "sparsity", "test accuracy", "saliency", "prune", "Pruning the digits MLP", log_y=False)
@@ -123,7 +100,8 @@ def mfac_view() -> None:
 
 def gns_view() -> None:
     with ui.errors("the GNS runs"):
-        runs, f_star = gns_runs(problem_key, steps)
+        shipped = compare.load_comparison(problem_key, steps=steps)
+        runs, f_star = pd.DataFrame(shipped["rows"]), shipped["f_star"]
         line_chart(runs, "iteration", "gap", "method", "gap", "f − f* per iteration")
         line_chart(runs[runs.method != "gradient descent"], "iteration", "gamma", "method", "gamma", "γ_k")
         line_chart(runs, "iteration", "solves", "method", "solves", "Solves (or GD trials) per iteration")
@@ -138,8 +116,27 @@ def gns_view() -> None:
             ],
             {"problem": PROBLEMS[problem_key], "iterations": steps},
             GNS_REF,
-            text="A fixed bound (Gauss–Newton / Böhning) is cheap but can be slower than gradient descent.",
+            text="Precomputed (`python -m core.curvature.compare`); a fixed bound (Gauss–Newton / Böhning) is cheap "
+            "per iteration but can be slower than gradient descent. Rerun one approximation live below.",
         )
+    st.subheader("Live: one GNS run, iteration by iteration")
+    with ui.errors("the live GNS run"):
+        subject = problem(problem_key)
+        hessian = ui.select("Live GNS: Hessian", list(subject.hessians), "exact", "hessian")
+        x0 = torch.zeros(subject.d, dtype=torch.float64)
+
+        def render(states: list) -> None:
+            if not states:
+                return st.info("Press Play (or Step) to run GNS live; f* is the shipped exact-Hessian optimum.")
+            live = pd.DataFrame(states, columns=["iteration", "f", "gamma", "solves", "accepted"])
+            live["gap"] = (live.f - f_star).clip(lower=1e-16)
+            tall = live.melt("iteration", ["gap", "gamma"], var_name="series", value_name="value")
+            line_chart(tall, "iteration", "value", "series", "gns-live", f"GNS ({hessian}): f − f* and γ_k")
+            ui.metrics({"f − f* (live)": f"{live.gap.iloc[-1]:.2e}", "solves so far": int(live.solves.sum())})
+
+        start = lambda: curvature.gns(subject, x0, hessian=hessian, steps=steps, tol=compare.CONVERGED)  # noqa: E731
+        keep = lambda s: (s.step, s.f, s.gamma, s.solves, s.accepted)  # noqa: E731
+        ui.Player("gns-live", start, (problem_key, hessian, steps), render, max_states=steps, keep=keep).show()
 
 
 mfac_view() if view == "mfac" else gns_view()

@@ -106,3 +106,48 @@ def test_bad_inputs_raise_before_the_first_step() -> None:
         StaticMFAC(torch.ones(2, 3), damp=0.0)
     with pytest.raises(OptiscopeError, match="budget|evaluations"):
         gns(problem, torch.zeros(problem.d), steps=10**6)
+
+
+def test_gns_with_a_tolerance_stops_once_converged() -> None:
+    problem = logistic_digits()
+    states = list(gns(problem, torch.zeros(problem.d, dtype=torch.float64), steps=30, tol=1e-11))
+    assert len(states) <= 10 and states[-1].grad_norm <= 1e-11  # measured: 9 states
+    assert states[-1].f - F_STAR_LOGISTIC < 1e-10
+
+
+def test_shipped_comparison_is_reproduced_by_a_rerun() -> None:
+    from core.curvature.compare import comparison, load_comparison
+
+    shipped, rerun = load_comparison("logistic", steps=12), comparison("logistic", steps=12)
+    assert rerun["f_star"] == pytest.approx(F_STAR_LOGISTIC, abs=1e-10)
+    assert rerun["f_star"] == pytest.approx(shipped["f_star"], abs=1e-14)
+    assert len(rerun["rows"]) == len(shipped["rows"])
+    for ours, theirs in zip(rerun["rows"], shipped["rows"], strict=True):
+        assert (ours.pop("method"), ours.pop("accepted")) == (theirs.pop("method"), theirs.pop("accepted"))
+        assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-14)
+
+
+def test_shipped_softmax_comparison_shows_the_bohning_bound_behind_gradient_descent() -> None:
+    from core.curvature.compare import load_comparison
+
+    rows = load_comparison("softmax", steps=200)["rows"]
+    last = {r["method"]: r["gap"] for r in rows}  # the last row of each method
+    assert last["exact"] < 1e-10
+    assert last["bohning_bound"] > 2 * last["gradient descent"]  # the note: Böhning is 2.4× slower than GD
+    assert last["fisher"] < last["bohning_bound"]
+
+
+@pytest.mark.gpu
+def test_mfac_products_agree_on_cuda_and_cpu(cuda: torch.device) -> None:
+    gen = torch.Generator().manual_seed(5)
+    grads = torch.randn(48, 800, generator=gen, dtype=torch.float64)
+    x = torch.randn(800, generator=gen, dtype=torch.float64)
+    window_cpu = DynamicMFAC(32, 800, 1e-4, dtype=torch.float64)
+    window_gpu = DynamicMFAC(32, 800, 1e-4, dtype=torch.float64, device=cuda)
+    for g in grads:  # 48 gradients: the window has slid by 16
+        window_cpu.add(g)
+        window_gpu.add(g.to(cuda))
+    assert _relative_error(window_gpu.ihvp(x.to(cuda)).cpu(), window_cpu.ihvp(x)) < 1e-10
+    static_gpu = StaticMFAC(grads.to(cuda), 1e-4)
+    assert _relative_error(static_gpu.ihvp(x.to(cuda)).cpu(), StaticMFAC(grads, 1e-4).ihvp(x)) < 1e-10
+    assert static_gpu.inverse_diagonal().device.type == "cuda"

@@ -53,6 +53,7 @@ def gns(
     steps: int = 50,
     gamma_min: float = 1e-9,
     max_search: int = 40,
+    tol: float = 0.0,
 ) -> Iterator[GNSState]:
     r"""Gradient-regularized Newton (GNS, Algorithm 1): https://arxiv.org/abs/2506.13710
 
@@ -67,22 +68,31 @@ def gns(
         hessian (`str`, defaults to `"exact"`): a key of ``objective.hessians``.
         gamma0 (`float`, defaults to `1.0`), steps (`int`, defaults to `50`), gamma_min (`float`, defaults to
         `1e-9`), max_search (`int`, defaults to `40`): trials per iteration.
+        tol (`float`, defaults to `0.0`): stop once ‖∇f‖ ≤ tol (a converged run spends no more Hessians).
     """
     _check_start(objective, x0, steps)
     check_choice("hessian", hessian, tuple(objective.hessians))
     gamma0, gamma_min = check_positive("gamma0", gamma0), check_positive("gamma_min", gamma_min)
     check_int("max_search", max_search)
+    tol = check_positive("tol", tol, strict=False)
     check_budget("function evaluations (steps × max_search)", steps * max_search, MAX_EVALUATIONS)
-    return _gns_loop(objective, x0, hessian, gamma0, steps, gamma_min, max_search)
+    return _gns_loop(objective, x0, hessian, gamma0, steps, gamma_min, max_search, tol)
 
 
 def _gns_loop(
-    problem: Problem, x: torch.Tensor, hessian: str, gamma: float, steps: int, gamma_min: float, max_search: int
+    problem: Problem,
+    x: torch.Tensor,
+    hessian: str,
+    gamma: float,
+    steps: int,
+    gamma_min: float,
+    max_search: int,
+    tol: float,
 ) -> Iterator[GNSState]:
     f, g = _value_and_grad(problem, x)
     last_h, eig = None, None
     for step in range(1, steps + 1):
-        if g.norm() == 0:
+        if g.norm() <= tol:
             return
         h = problem.hessians[hessian](x)
         if h is not last_h:  # a fixed bound is the same tensor every iteration: diagonalise it once

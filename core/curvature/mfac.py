@@ -5,6 +5,7 @@ M-FAC (Frantar, Kurtic, Alistarh): https://arxiv.org/abs/2107.03356
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -151,6 +152,10 @@ class MFAC(torch.optim.Optimizer):
         if len(params) != len(group["params"]):
             return loss
         flat = torch.cat([p.grad.reshape(-1) + group["weight_decay"] * p.reshape(-1) for p in params])
+        if not bool(torch.isfinite(flat).all()):  # a diverged run: the weights turn NaN, as any optimizer's would
+            for p in params:
+                p.fill_(math.nan)
+            return loss
         self._window.add(flat)
         update = self._window.ihvp(flat)
         if group["momentum"] > 0:
