@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import plotly.graph_objects as go
@@ -34,3 +34,9 @@ def layers_figure(spec: Mapping) -> go.Figure:
     bars = [go.Bar(x=[s.name for s in v.layers], y=[s.lambda_max for s in v.layers], name=m) for m, v in spec.items()]
     fig = go.Figure(bars).update_layout(title="Per-layer λmax (diagonal Hessian blocks)", xaxis_title="layer")
     return fig.update_yaxes(type="log", title="λmax (log)")
+
+
+def slices_figure(data: Mapping, c: np.ndarray, title: str, z: Callable, zlabel: str) -> go.Figure:
+    """1-D slices along d₁ and d₂ per model, the loss through ``z`` (identity or log₁₀)."""
+    fig = go.Figure([go.Scatter(x=c, y=z(v[t]), name=f"{m} along d{t + 1}") for m, v in data.items() for t in (0, 1)])
+    return fig.update_layout(title=title, xaxis_title="step along the direction", yaxis_title=f"{zlabel}loss")

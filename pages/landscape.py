@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 from core import landscape as ll
 from core.landscape import models as lab
 from pages import _landscape_charts as charts
+from pages import _landscape_shipped as shipped
 from pages import _ui as ui
 
 ui.header("landscape")
@@ -24,9 +25,8 @@ ui.presets({label: dict(zip(("model", "compare", "axes"), values, strict=True)) 
 name = ui.select("Model", lab.MODELS, "digits-mlp-converged", key="model")
 compare = ui.select("Compare with (same axes recipe, same z scale)", ["none", *lab.MODELS], "none", key="compare")
 axes = ui.select("Axes", AXES, "random", key="axes")
-i, j = (
-    (ui.number("i (1 = largest λ)", 1, 10, 1, key="i"), ui.number("j", 1, 10, 2, key="j")) if axes == "pair" else (1, 2)
-)
+i = ui.number("i (1 = largest λ)", 1, 10, 1, key="i") if axes == "pair" else 1
+j = ui.number("j", 1, 10, 2, key="j") if axes == "pair" else 2
 view = ui.radio("View", VIEWS, "surface", key="view")
 n = ui.slider("Resolution (points per side)", 11, 101, 41, key="n", step=2)
 extent = ui.slider("Extent (a, b ∈ [−extent, extent])", 0.1, 5.0, 1.0, key="extent", step=0.1)
@@ -39,6 +39,8 @@ upload = ui.upload(f"Your weights for `{name}` (.safetensors)", ["safetensors"],
 seed, DEVICE = ui.seed(), ui.device()
 # A cache key per uploaded file (its random id, never re-hashed on a rerun): (model, upload id, BatchNorm policy).
 source = (name, st.session_state["weights"].file_id if upload else "", bn)
+shown = {"model": name, "axes": axes, "i": i, "j": j, "seed": seed, "n": n, "extent": extent, "bn": bn, "k": k}
+SHIPPED = shipped.load() if not upload and view == "surface" and shipped.serves(shown) else None
 
 
 @st.cache_resource(max_entries=8)  # shared by every session: core's loss closure is thread-safe
@@ -72,7 +74,7 @@ sgd_path = st.cache_resource(show_spinner="Replaying the SGD run…")(lab.traini
 @st.cache_data(show_spinner=False)
 def path_coords(source: tuple, axes: str, i: int, j: int, seed: int):
     p = plane(source, axes, i, j, seed)
-    return ll.project(sgd_path(every=20), setup(source)[1], (p.d1, p.d2)).cpu().numpy()
+    return ll.project(sgd_path(every=shipped.EVERY), setup(source)[1], (p.d1, p.d2)).cpu().numpy()
 
 
 def z(loss):
@@ -90,7 +92,7 @@ def surfaces_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
         fig.add_trace(go.Contour(x=c, y=c, z=zz, zmin=lo, zmax=hi, showscale=False, ncontours=30, **scale), r, 2)
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=RED_X, name=f"θ {m}"), r, 2)
     if name in lab.CHECKPOINTS and not upload and len(c) == n:  # the coarse passes paint without the replay
-        p = path_coords(source, axes, i, j, seed)
+        p = SHIPPED.path if SHIPPED else path_coords(source, axes, i, j, seed)
         fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 2)
         fig.update_xaxes(range=[-extent, extent], row=1, col=2).update_yaxes(range=[-extent, extent], row=1, col=2)
     legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the contour's axis title
@@ -101,20 +103,17 @@ def surfaces_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
     return fig.update_layout(height=480 * len(data), title=title, margin={"t": 80, "b": 90}, legend=legend)
 
 
-def slices_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=c, y=z(v[t]), name=f"{m} along d{t + 1}") for m, v in data.items() for t in (0, 1)])
-    return fig.update_layout(title=title, xaxis_title="step along the direction", yaxis_title=f"{ZLABEL}loss")
-
-
 sources = {name: (source, upload)} | ({compare: ((compare, "", bn), None)} if compare != "none" else {})
+live = {m: src for m, src in sources.items() if not (SHIPPED and m == name)}  # the shipped view is not recomputed
 with ui.errors("the loss surface"):
-    plot, label = st.empty(), plane(source, axes, i, j, seed, upload).label
-    for res in ll.refine_sizes(n):  # core's coarse-to-fine schedule; each resolution cached on its own
-        data = {m: grid(src, axes, i, j, seed, res, extent, view == "slices", up) for m, (src, up) in sources.items()}
+    plot, label = st.empty(), SHIPPED.label if SHIPPED else plane(source, axes, i, j, seed, upload).label
+    for res in (n,) if SHIPPED else ll.refine_sizes(n):  # core's coarse-to-fine schedule, each size cached on its own
+        data = {name: SHIPPED.loss} if SHIPPED else {}
+        data |= {m: grid(src, axes, i, j, seed, res, extent, view == "slices", up) for m, (src, up) in live.items()}
         c = np.linspace(-extent, extent, res)
         shape = f"{res}×{res}" if view == "surface" else f"{res}-point"
         title = f"{' vs '.join(sources)} · axes: {label} · {shape} grid · z: {ZLABEL}loss"
-        fig = (surfaces_figure if view == "surface" else slices_figure)(data, c, title)
+        fig = surfaces_figure(data, c, title) if view == "surface" else charts.slices_figure(data, c, title, z, ZLABEL)
         downloads = {"a": c, "b": c if view == "surface" else None, "loss": data}
         with plot.container():
             ui.chart(fig, f"surface-{res}", data=downloads, name="landscape-surface")
@@ -129,7 +128,8 @@ with ui.errors("the loss surface"):
 
 RE = r"re = \left|\min_k \theta_k / \max_k \theta_k\right|"
 with ui.errors("the Hessian spectrum"):
-    spec = {m: spectrum(src, k, seed, up) for m, (src, up) in sources.items()}
+    spec = {name: SHIPPED.spectrum} if SHIPPED else {}
+    spec |= {m: spectrum(src, k, seed, up) for m, (src, up) in live.items()}
     left, right = st.columns(2)
     density = {m: {"grid": s.grid, "density": s.density} for m, s in spec.items()}
     ui.chart(charts.density_figure(spec), "density", data=density, where=left)

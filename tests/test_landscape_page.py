@@ -133,3 +133,40 @@ def test_an_even_resolution_from_a_link_is_explained(open_page) -> None:
     at = open_page("pages/landscape.py", n="12")
     _ok(at)
     assert any("odd" in e.value for e in at.error) or "12" not in _specs(at)[0]["layout"]["title"]["text"]
+
+
+def test_the_shipped_default_view_matches_a_fresh_slice_of_it() -> None:
+    """The default link is served from assets/precomputed/: a 5×5 slice of its surface and its top-k, recomputed."""
+    from core import landscape as ll
+    from core.landscape import models
+    from pages import _landscape_shipped as shipped
+
+    served, view = shipped.load(), shipped.VIEW
+    assert served is not None, "run `python -m pages._landscape_shipped`"
+    model = zoo.load(view["model"]).requires_grad_(False)
+    loss_fn, params = ll.loss_fn_for(model, *models.batch_for(view["model"]), bn=view["bn"]), ll.params_of(model)
+    p = ll.plane(loss_fn, params, axes=view["axes"], seed=view["seed"])
+    fresh = ll.surface(loss_fn, params, (p.d1, p.d2), extent=view["extent"], n=5).loss.double().numpy()
+    np.testing.assert_allclose(served.loss[::10, ::10], fresh, rtol=1e-5)  # linspace(−1, 1, 5) ⊂ linspace(−1, 1, 41)
+    top = ll.eigenpairs(loss_fn, params, k=view["k"], which="LA", seed=view["seed"]).eigenvalues.tolist()
+    assert served.spectrum.top == pytest.approx(top, rel=1e-4)
+    assert served.label == p.label and served.path.shape == (2000 // shipped.EVERY + 1, 2)
+
+
+@pytest.mark.slow
+def test_the_shipped_default_view_equals_a_fresh_computation() -> None:
+    from pages import _landscape_shipped as shipped
+
+    served, fresh = shipped.load(), shipped.compute()
+    np.testing.assert_allclose(served.loss, fresh.loss, rtol=1e-6)
+    np.testing.assert_allclose(served.path, fresh.path, atol=1e-6)
+    np.testing.assert_allclose(served.spectrum.density, fresh.spectrum.density, rtol=1e-4, atol=1e-12)
+    assert served.spectrum.criteria == pytest.approx(fresh.spectrum.criteria, rel=1e-4, abs=1e-9)
+    assert served.spectrum.trace.trace == pytest.approx(fresh.spectrum.trace.trace, rel=1e-6)
+
+
+def test_a_view_other_than_the_default_is_computed_live(open_page) -> None:
+    at = open_page("pages/landscape.py", extent="0.5", n="11")
+    _ok(at)
+    contour = _array(_specs(at)[0]["data"][1]["z"])
+    assert contour.shape == (11, 11) and "11×11 grid" in _specs(at)[0]["layout"]["title"]["text"]
