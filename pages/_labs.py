@@ -177,6 +177,15 @@ LABS = (
         arxiv="2503.24322",
         topic="learning-rules",
     ),
+    Lab(
+        slug="diffusion_training",
+        title="Training the denoiser",
+        icon=":material/model_training:",
+        pitch="Train the diffusion model itself: distil CFG into one call and 4 steps, Self-NPO, DSM as kernel regression.",
+        paper="On Distillation of Guided Diffusion Models",
+        arxiv="2210.03142",
+        topic="guidance",
+    ),
 )
 LABS_BY_SLUG = {lab.slug: lab for lab in LABS}
 

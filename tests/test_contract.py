@@ -249,6 +249,13 @@ def _privacy_example(probe: Probe) -> tuple[tuple, dict]:
     return ("logistic", privacy.load("wine")), {"steps": 3, "seed": 0}  # by registry name: the probe counts nothing
 
 
+def _diffusion_training_example(probe: Probe) -> tuple[tuple, dict]:
+    from core import diffusion_training, guidance
+
+    student = diffusion_training.EDMMLP(width=8, w_range=(1.0, 5.0))
+    return (student, probe.counting(guidance.GaussianMixtureDenoiser())), {"steps": 3, "n_samples": 4, "seed": 0}
+
+
 # One valid, small call of each lab's `run` (args, kwargs); `probe` wraps the subject it counts.
 RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "cbo": _cbo_example,
@@ -259,6 +266,7 @@ RUN_EXAMPLES: dict[str, Callable[[Probe], tuple[tuple, dict]]] = {
     "blackbox": _blackbox_example,
     "optimizer_race": _optimizer_race_example,
     "privacy": _privacy_example,
+    "diffusion_training": _diffusion_training_example,
 }
 
 

@@ -208,6 +208,28 @@ def _bilevel() -> dict[str, Any]:
     return fuzz_fixtures()
 
 
+def _diffusion_training() -> dict[str, Any]:
+    from core import diffusion_training as dt
+    from core.guidance import GaussianMixtureDenoiser
+
+    mixture = GaussianMixtureDenoiser()
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    return {
+        "model": dt.EDMMLP(width=8, w_range=(1.0, 5.0)),
+        "mixture": mixture,
+        "config": dt.TrainConfig(batch_size=16),
+        "stages": [(dt.TrainConfig(batch_size=16), 2)],
+        "problem": dt.make_problem(mixture, n_samples=10, n_test=10),
+        "kernel_curve.steps": [1.0, 10.0, math.inf],
+        "x": x,
+        "labels": torch.arange(4),
+        "width": 16,
+        "steps": 3,
+        "n_samples": 10,
+        "n_test": 10,
+    }
+
+
 FIXTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "cbo": _cbo,
     "guidance": _guidance,
@@ -215,6 +237,7 @@ FIXTURES: dict[str, Callable[[], dict[str, Any]]] = {
     "landscape": _landscape,
     "attention_svm": _attention_svm,
     "bilevel": _bilevel,
+    "diffusion_training": _diffusion_training,
 }
 # A fixture named "function.parameter" is used by that function only (where a name means something else there).
 # Validated records that entry points return (never built from user input).

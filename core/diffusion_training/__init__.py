@@ -15,6 +15,19 @@ Everything trains on the 2-D mixture of ``core.guidance``, whose exact denoiser 
 """
 
 from .mlp import EDMMLP
-from .train import OBJECTIVES, TrainConfig, run
+from .regression import KERNELS, kernel_curve, make_problem, regress
+from .sampling import scores
+from .train import OBJECTIVES, TrainConfig, run, run_stages
 
-__all__ = ["EDMMLP", "OBJECTIVES", "TrainConfig", "run"]
+__all__ = [
+    "EDMMLP",
+    "KERNELS",
+    "OBJECTIVES",
+    "TrainConfig",
+    "kernel_curve",
+    "make_problem",
+    "regress",
+    "run",
+    "run_stages",
+    "scores",
+]

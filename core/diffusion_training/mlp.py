@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from core.errors import OptiscopeError, check_int, check_positive
+from core.errors import OptiscopeError, check_int, check_range
 
 MAX_WIDTH, MAX_DEPTH = 1024, 8
 FREQUENCIES = 6  # Fourier features per scalar input (log σ and w): 2^0 … 2^5 cycles over its range
@@ -59,7 +59,7 @@ class EDMMLP(nn.Module):
         self.num_classes = check_int("num_classes", num_classes, 1, 1000)
         width = check_int("width", width, 1, MAX_WIDTH)
         depth = check_int("depth", depth, 1, MAX_DEPTH)
-        self.sigma_data = check_positive("sigma_data", sigma_data)
+        self.sigma_data = check_range("sigma_data", sigma_data, 1e-3, 1e3)
         if w_range is not None and not (0.0 <= w_range[0] < w_range[1] < math.inf):
             raise OptiscopeError(f"Expected `w_range` (low, high) with 0 <= low < high, but got {w_range!r}")
         self.w_range = None if w_range is None else (float(w_range[0]), float(w_range[1]))

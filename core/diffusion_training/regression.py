@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
 
 KERNELS = {"empirical": "the network's own NTK at initialisation (torch.func)", "infinite": "the infinite-width NTK"}
 MAX_WIDTH, MAX_POINTS = 8192, 4000
@@ -50,7 +50,7 @@ class ScoreProblem:
 
 def make_problem(mixture, *, sigma: float = 0.5, n_samples: int = 200, n_test: int = 1000, seed: int = 0):
     """Draw a ``ScoreProblem`` from the 2-D ``mixture`` (its exact denoiser gives D*), on its device, float64."""
-    sigma = check_positive("sigma", sigma)
+    sigma = check_range("sigma", sigma, 1e-3, 100.0)
     n_samples = check_int("n_samples", n_samples, 2, MAX_POINTS)
     n_test = check_int("n_test", n_test, 1, MAX_POINTS)
     seed = check_int("seed", seed, 0, 2**63 - 1)
@@ -65,6 +65,22 @@ def make_problem(mixture, *, sigma: float = 0.5, n_samples: int = 200, n_test: i
     (x, x0), (x_val, x0_val), (x_test, _) = pairs(n_samples), pairs(n_samples), pairs(n_test)
     exact = lambda z: mixture.predict_x0(z, sigma, None)  # noqa: E731
     return ScoreProblem(sigma, x, x0, exact(x), x_val, x0_val, x_test, exact(x_test))
+
+
+def _check_problem(problem: ScoreProblem) -> None:
+    if not isinstance(problem, ScoreProblem):
+        raise OptiscopeError(f"Expected `problem` to be a ScoreProblem, but got {type(problem).__name__}")
+    pairs = {"inputs": "target", "val_inputs": "val_target", "test_inputs": "test_truth", "truth": "inputs"}
+    for name, other in pairs.items():
+        a, b = getattr(problem, name), getattr(problem, other)
+        if a.ndim != 2 or a.shape[1] != 2 or a.shape != b.shape or len(a) < 2:
+            raise OptiscopeError(
+                f"Expected `problem.{name}` of shape (n >= 2, 2) like `{other}`, but got {tuple(a.shape)}"
+            )
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+            raise OptiscopeError(f"Expected finite `problem.{name}` and `problem.{other}`, but got NaN or inf")
+    if max(len(problem.inputs), len(problem.test_inputs)) > MAX_POINTS:
+        raise OptiscopeError(f"Expected at most {MAX_POINTS} points per set, but got {len(problem.test_inputs)}")
 
 
 def _features(x: torch.Tensor) -> torch.Tensor:
@@ -182,8 +198,7 @@ def regress(
     >>> last_state(regress(problem, width=64, steps=3)).step
     3
     """
-    if not isinstance(problem, ScoreProblem):
-        raise OptiscopeError(f"Expected `problem` to be a ScoreProblem, but got {type(problem).__name__}")
+    _check_problem(problem)
     width = check_int("width", width, 2, MAX_WIDTH)
     if width % 2:
         raise OptiscopeError(f"Expected an even `width` (neurons come in ±a pairs), but got {width}")
@@ -239,9 +254,8 @@ def kernel_curve(problem: ScoreProblem, steps: list[float], *, width: int | None
     ``width`` None = the infinite-width NTK; a width = that network's empirical NTK at initialisation.
     Returns one ``{"step", "train_mse", "test_error"}`` per T.
     """
-    if not isinstance(problem, ScoreProblem):
-        raise OptiscopeError(f"Expected `problem` to be a ScoreProblem, but got {type(problem).__name__}")
-    if not steps or any(not (t >= 0) for t in steps):
+    _check_problem(problem)
+    if not steps or len(steps) > 1000 or any(not (float(t) >= 0) for t in steps):
         raise OptiscopeError(f"Expected `steps` to be step counts >= 0 (inf allowed), but got {steps!r}")
     x, x_test = problem.inputs, problem.test_inputs
     if width is None:

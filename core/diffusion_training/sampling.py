@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from core.errors import OptiscopeError
 from core.guidance.denoisers import SIGMA_MAX, karras_sigmas
 
 Predict = Callable[[torch.Tensor, float], torch.Tensor]
@@ -75,6 +76,12 @@ def scores(x: torch.Tensor, mixture, labels: torch.Tensor) -> dict[str, float]:
     >>> scores(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), GaussianMixtureDenoiser(), torch.tensor([0, 1]))
     {'radius': 1.0, 'precision': 0.5, 'accuracy': 0.5}
     """
+    if x.ndim != 2 or x.shape[1] != 2 or labels.shape != (len(x),) or not len(x):
+        raise OptiscopeError(
+            f"Expected `x` of shape (N, 2) and `labels` of shape (N,), but got {tuple(x.shape)} and {tuple(labels.shape)}"
+        )
+    if not torch.isfinite(x).all():
+        raise OptiscopeError("Expected finite samples `x`, but got NaN or inf")
     dist = torch.cdist(x.double(), mixture.means)  # (N, M)
     nearest = dist.min(dim=1)
     return {

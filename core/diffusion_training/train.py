@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -106,6 +106,7 @@ class TrainState:
     """
 
     step: int  # optimiser steps so far (1-based after the first)
+    stage: int  # index of the stage in ``run_stages`` (0 for a single ``run``)
     loss: float
     lr: float
     sampler_steps: int  # the student's sampling steps now (stage 2 halves it)
@@ -136,7 +137,7 @@ def run(
     config: TrainConfig = TrainConfig(),
     steps: int = 1000,
     every: int = 1,
-    n_samples: int = 0,
+    n_samples: int | None = None,
     sample_w: float = 3.0,
     seed: int = 0,
 ) -> Iterator[TrainState]:
@@ -150,7 +151,7 @@ def run(
         config (`TrainConfig`): the recipe.
         steps (`int`, defaults to `1000`): optimiser steps (per halving for "progressive").
         every (`int`, defaults to `1`): yield every k-th step (loss averaged over them) and the last.
-        n_samples (`int`, defaults to `0`): samples drawn with each yielded state (0 = none).
+        n_samples (`int`, optional): samples drawn with each yielded state (None = none).
         sample_w (`float`, defaults to `3.0`): guidance scale of those samples (inside a student's ``w_range``).
         seed (`int`, defaults to `0`): data, noise and the samples' start.
 
@@ -177,7 +178,7 @@ def run(
         raise OptiscopeError(f"Objective `{config.objective}` trains {kind} model")
     steps = check_int("steps", steps, 1, 100_000)
     every = check_int("every", every, 1, steps * config.halvings)
-    n_samples = check_int("n_samples", n_samples, 0, MAX_SAMPLES)
+    n_samples = None if n_samples is None else check_int("n_samples", n_samples, 1, MAX_SAMPLES)
     low, high = model.w_range or (0.0, 20.0)
     sample_w = check_range("sample_w", sample_w, low, high)
     seed = check_int("seed", seed, 0, 2**63 - 1)
@@ -216,8 +217,41 @@ def _loop(model, mixture, config, steps, every, n_samples, sample_w, seed) -> It
                 snapshot = copy.deepcopy(student).eval().requires_grad_(False)
                 samples, labels = _samples(snapshot, base, config, mixture, n_samples, sample_w, sampler_steps, seed)
                 lr = opt.param_groups[0]["lr"]
-                yield TrainState(done, sum(losses) / len(losses), lr, sampler_steps, samples, labels, snapshot)
+                loss = sum(losses) / len(losses)
+                yield TrainState(done, 0, loss, lr, sampler_steps, samples, labels, snapshot)
                 losses = []
+
+
+def run_stages(
+    model: EDMMLP,
+    mixture,
+    stages: Sequence[tuple[TrainConfig, int]],
+    *,
+    every: int = 1,
+    n_samples: int | None = None,
+    sample_w: float = 3.0,
+    seed: int = 0,
+) -> Iterator[TrainState]:
+    """``run`` once per ``(config, steps)`` stage, each starting from the previous stage's final model.
+
+    E.g. stage 1 then stage 2 of guided distillation, or a "dsm" base then its Self-NPO negative. Every stage
+    is validated when called; steps count on across stages and ``state.stage`` says which one is running.
+    """
+    if not stages:
+        raise OptiscopeError("Expected at least one `(config, steps)` stage, but got none")
+    options = {"every": every, "n_samples": n_samples, "sample_w": sample_w, "seed": seed}
+    for config, steps in stages:
+        run(model, mixture, config=config, steps=steps, **options)  # validation only: nothing runs before `next`
+    return _stages(model, mixture, list(stages), options)
+
+
+def _stages(model, mixture, stages, options) -> Iterator[TrainState]:
+    offset = 0
+    for index, (config, steps) in enumerate(stages):
+        state = None
+        for state in run(model, mixture, config=config, steps=steps, **options):
+            yield replace(state, step=state.step + offset, stage=index)
+        offset, model = state.step + offset, state.model
 
 
 @torch.no_grad()
@@ -227,7 +261,7 @@ def _ema(teacher: nn.Module, student: nn.Module, decay: float) -> None:
 
 
 def _samples(snapshot, base, config, mixture, n, w, steps, seed):
-    if n == 0:
+    if n is None:
         return None, None
     labels = torch.arange(n, device=mixture.device) % mixture.num_classes
     if config.objective in ("guided", "progressive"):
