@@ -17,7 +17,7 @@ from torch.func import grad, hessian, jacrev
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
-from core.structured._start import start_point
+from core.structured._start import check_problem, start_point
 from core.structured.constrained_problems import ConstrainedProblem
 from core.structured.sketch import SOLVERS, Sketch
 
@@ -143,6 +143,8 @@ def run(
     >>> last.status, round(last.x[1].item(), 6), last.alpha
     ('converged', 1.732051, 1.0)
     """
+    check_problem(problem, ConstrainedProblem)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     x = start_point(problem.x0, x0, device)
     m = problem.constraints(x).numel()
     lam = torch.ones(m, dtype=x.dtype, device=x.device) if multipliers is None else torch.as_tensor(multipliers).to(x)

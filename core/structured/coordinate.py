@@ -15,7 +15,7 @@ import torch
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
-from core.structured._start import start_point
+from core.structured._start import check_finite, check_problem, check_tensor, start_point
 from core.structured.coordinate_problems import CoordinateProblem
 
 RULES = {
@@ -117,7 +117,16 @@ def run(
     >>> last.relative_gap <= 1e-6, last.block.tolist() in ([0], [1])
     (True, True)
     """
+    check_problem(problem, CoordinateProblem)
+    check_tensor("problem.curvature", problem.curvature, (problem.d, problem.d))
+    check_positive("problem.l1", problem.l1, strict=False)
+    check_finite("problem.f_star", problem.f_star)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     x = start_point(problem.x0, x0, device)
+    if not float(problem.objective(x)) > problem.f_star:  # the relative gap divides by F(x0) - F*
+        raise OptiscopeError(
+            f"Expected `x0` with a positive gap F(x0) - F* (F* = {problem.f_star:.6g}), but it has none"
+        )
     d = problem.d
     if config.block_size > d:
         raise OptiscopeError(f"Expected `block_size` <= d = {d}, but got {config.block_size}")

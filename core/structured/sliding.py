@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
-from core.structured._start import start_point
-from core.structured.sliding_problems import CompositeProblem
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.structured._start import check_finite, check_problem, check_tensor, start_point
+from core.structured.sliding_problems import WEIGHT_RANGE, CompositeProblem
 
 METHODS = {
     "sliding": "Gradient sliding, restarted in phases (Lan)",
@@ -114,11 +114,24 @@ def run(
     >>> last.status, last.gradients < 300 < last.subgradients  # about 250 gradients and 1400 subgradients
     ('converged', True)
     """
+    _check_composite(problem)
     x = start_point(problem.x0, x0, device)
     if float(problem.objective(x)) <= problem.psi_star:
         raise OptiscopeError("Expected `x0` with a positive gap Ψ(x0) - Ψ*, but it is already optimal")
     loop = _sliding if config.method == "sliding" else _subgradient
     return loop(problem, x, config)
+
+
+def _check_composite(problem: CompositeProblem) -> None:
+    check_problem(problem, CompositeProblem)
+    n = problem.x0.numel()
+    m = check_tensor("problem.a", problem.a).shape[0]
+    check_tensor("problem.a", problem.a, (m, n))
+    check_tensor("problem.b", problem.b, (m,))
+    check_tensor("problem.signal", problem.signal, (n,))
+    check_range("problem.tv", problem.tv, *WEIGHT_RANGE)
+    check_range("problem.mu", problem.mu, *WEIGHT_RANGE)
+    check_finite("problem.psi_star", problem.psi_star)
 
 
 class _Tracker:
