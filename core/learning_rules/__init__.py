@@ -9,7 +9,7 @@
 """
 
 from core.learning_rules.gates import BOOLEAN_TASKS, boolean_task, read_gates, truth_table
-from core.learning_rules.noprop import METHODS, chain_pca, schedule
+from core.learning_rules.noprop import METHODS, class_circle, schedule
 from core.learning_rules.noprop import run as noprop_run
 from core.learning_rules.perturbation import (
     ESTIMATORS,
@@ -31,7 +31,7 @@ __all__ = [
     "RULES",
     "RuleConfig",
     "boolean_task",
-    "chain_pca",
+    "class_circle",
     "error_vs_dimension",
     "estimate",
     "margin_project",

@@ -240,13 +240,12 @@ def _evaluate(epoch, p, x, y, sched, method, totals, seconds, g) -> NoPropState:
     )
 
 
-def chain_pca(chain_z: torch.Tensor) -> torch.Tensor:
-    """The label embeddings z_t (T + 1, n, 10) projected on their two principal axes (T + 1, n, 2).
+def class_circle(chain_z: torch.Tensor) -> torch.Tensor:
+    """The label embeddings z_t (..., 10) drawn in 2-D: class k's one-hot embedding lands at angle 2πk/10 on the unit
+    circle, so the noise z_0 sits near the centre and a denoised z_T at its class's point (a linear map).
 
-    >>> chain_pca(torch.randn(11, 10, 10)).shape
-    torch.Size([11, 10, 2])
+    >>> class_circle(torch.eye(10))[3].round(decimals=3).tolist()
+    [-0.309, 0.951]
     """
-    flat = chain_z.reshape(-1, chain_z.shape[-1]).double()
-    centred = flat - flat.mean(0)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    return (centred @ vh[:2].T).reshape(*chain_z.shape[:-1], 2)
+    angles = torch.arange(10, dtype=torch.float64, device=chain_z.device) * (2 * math.pi / 10)
+    return chain_z.double() @ torch.stack([angles.cos(), angles.sin()], -1)  # (..., 2)
