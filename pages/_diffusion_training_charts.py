@@ -51,7 +51,9 @@ def loss_chart(states: list) -> go.Figure:
 def samples_chart(samples: dict[str, torch.Tensor], title: str) -> go.Figure:
     fig = go.Figure().add_shape(type="circle", x0=-2, y0=-2, x1=2, y1=2, line={"color": "#bbb", "dash": "dot"})
     for name, x in samples.items():
-        fig.add_scattergl(x=x[:, 0].cpu(), y=x[:, 1].cpu(), mode="markers", name=name, marker={"size": 3})
+        fig.add_scattergl(
+            x=x[:, 0].cpu().numpy(), y=x[:, 1].cpu().numpy(), mode="markers", name=name, marker={"size": 3}
+        )
     return fig.update_layout(title=title, height=420, yaxis={"scaleanchor": "x", "range": [-3.5, 3.5]})
 
 
@@ -94,11 +96,12 @@ def regression_chart(states: list, kernel_rows: list[dict], best_step: int) -> g
     fig = px.line(frame, x="step", y="value", color="variable", log_x=True, log_y=True)
     limit = pd.DataFrame([r for r in kernel_rows if np.isfinite(r["step"]) and r["step"] > 0])
     fig.add_scatter(
-        x=limit["step"], y=limit["test_error"], mode="lines", name="∞-width NTK vs D*", line={"dash": "dot"}
+        x=limit["step"], y=limit["test_error"], mode="lines", name="its NTK vs D*, long T", line={"dash": "dot"}
     )
     fig.add_vline(x=best_step, line_dash="dash", annotation_text=f"early stop T = {best_step}")
     return fig.update_layout(title="DSM as regression: errors against T (D* = exact denoiser)", yaxis_title="mean ‖·‖²")
 
 
-def infinite_curve(problem) -> list[dict]:
-    return DT.kernel_curve(problem, [*np.logspace(0, 6, 25).tolist(), float("inf")])
+def kernel_rows(problem, width: int, seed: int) -> list[dict]:
+    """The network's own NTK regression from T = 1 to 1e6, then its interpolant (T = ∞, last row)."""
+    return DT.kernel_curve(problem, [*np.logspace(0, 6, 25).tolist(), float("inf")], width=width, seed=seed)

@@ -44,10 +44,10 @@ def teacher_sweep(seed: int) -> pd.DataFrame:
     return charts.sweep(exact, (*SWEEP_WS, 7.5), mixture, seed=seed)
 
 
-@st.cache_resource(max_entries=8, show_spinner="Drawing the regression problem…")
-def score_problem(n: int, seed: int) -> tuple:
+@st.cache_resource(max_entries=8, show_spinner="Drawing the problem and solving its kernel regression…")
+def score_problem(n: int, width: int, seed: int) -> tuple:
     problem = DT.make_problem(mixture, sigma=0.5, n_samples=n, n_test=1000, seed=seed)
-    return problem, charts.infinite_curve(problem)
+    return problem, charts.kernel_rows(problem, width, seed)
 
 
 def final_distill_sweep(states: list) -> pd.DataFrame:
@@ -118,8 +118,10 @@ if part == "ntk":
         ntk_width = ui.select("Network width m", [256, 512, 1024, 2048, 4096], 2048, "ntk_width")
         ntk_steps = ui.slider("GD steps T", 100, 5000, 3000, "ntk_steps", step=100)
         n = ui.slider("Training points n", 50, 800, 200, "n", step=50)
-        problem, limit = score_problem(n, seed)
-        ui.metrics({"label noise E‖x0 − D*‖²": problem.label_noise, "∞-NTK interpolant vs D*": limit[-1]["test_error"]})
+        problem, limit = score_problem(n, ntk_width, seed)
+        best_kernel = min(r["test_error"] for r in limit[:-1])
+        interpolant = {"NTK interpolant vs D*": limit[-1]["test_error"], "NTK early-stopped vs D*": best_kernel}
+        ui.metrics({"label noise E‖x0 − D*‖²": problem.label_noise} | interpolant)
 
         def render_regression(states: list) -> None:
             if not states:

@@ -70,11 +70,10 @@ def test_progressive_distillation_keeps_the_teachers_radius_in_4_steps(mixture, 
     assert [s.sampler_steps for s in states] == [16, 8, 4]
     four = sampling.grid(32)[::8]
     for w in (3.0, 5.0):
-        reference = teacher_radius(mixture, w)
         distilled = radius(partial(sampling.student, states[-1].model, w=w), four)
-        naive = radius(partial(sampling.student, stage1, w=w), four)
-        assert abs(distilled - reference) <= 0.03, (w, distilled, reference)
-        assert abs(naive - reference) > 0.15, (w, naive, reference)
+        assert abs(distilled - teacher_radius(mixture, w)) <= 0.03, (w, distilled)
+    naive = radius(partial(sampling.student, stage1, w=3.0), four)  # the stage-1 student in 4 Euler steps
+    assert abs(naive - teacher_radius(mixture, 3.0)) > 0.15, naive  # notes §4(e): measured 0.22
 
 
 def _null_rms(base: EDMMLP, negative: EDMMLP, mixture, sigma: float) -> float:
