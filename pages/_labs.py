@@ -178,6 +178,15 @@ LABS = (
         topic="learning-rules",
     ),
     Lab(
+        slug="steering",
+        title="Steering the sampler",
+        icon=":material/explore:",
+        pitch="Pick the guidance scale per sample and step, project before each CFG step, guide with a clean classifier.",
+        paper="Dynamic Classifier-Free Diffusion Guidance via Online Feedback",
+        arxiv="2509.16131",
+        topic="guidance",
+    ),
+    Lab(
         slug="diffusion_training",
         title="Training the denoiser",
         icon=":material/model_training:",
