@@ -16,10 +16,11 @@
 """
 
 from .base import CFG
+from .compare import compare, equal_nfe_cfg
 from .dynamic import DynamicCFG, Evaluator
-from .elucd import EluCD
+from .elucd import EluCD, directions
 from .evaluators import digits_evaluators, judge_accuracy, mixture_evaluators, mixture_nll, toy_classifier
-from .projection import CFGMP
+from .projection import CFGMP, solver_residuals
 from .run import SteeringState, model_calls, run
 
 __all__ = [
@@ -29,11 +30,15 @@ __all__ = [
     "EluCD",
     "Evaluator",
     "SteeringState",
+    "compare",
     "digits_evaluators",
+    "directions",
+    "equal_nfe_cfg",
     "judge_accuracy",
     "mixture_evaluators",
     "mixture_nll",
     "model_calls",
     "run",
+    "solver_residuals",
     "toy_classifier",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -130,3 +130,15 @@ def noisy_input(s: StepInput) -> torch.Tensor:
     if s.denoiser.level_name == "σ":
         return s.x
     return s.x / math.sqrt(alpha_bar(s.denoiser, s.level))
+
+
+def directions(guider: EluCD, denoiser, x: torch.Tensor, target: torch.Tensor, *, levels: torch.Tensor, i: int):
+    """The guidance Δ added to D_u at step ``i`` by EluCD (on x̂0), the naive guide (on x_t), and the oracle D_c − D_u.
+
+    Both classifier directions use ``guider``'s settings; the page draws them as arrows (3 model calls).
+    """
+    out = {}
+    for label, on in (("EluCD on x̂0", "x0"), ("naive on x_t", "xt")):
+        step = replace(guider, on=on, oracle=True).guide(StepInput(denoiser, x, i, levels, target))
+        out[label] = step.x0_guided - step.x0_uncond
+    return out | {"oracle D_c − D_u": step.x0_cond - step.x0_uncond}

@@ -122,3 +122,17 @@ class CFGMP:
 
 def _nan(x: torch.Tensor) -> torch.Tensor:
     return torch.full((len(x),), float("nan"), device=x.device)
+
+
+def solver_residuals(denoiser, x: torch.Tensor, target: torch.Tensor, *, levels: torch.Tensor, i: int, iterations: int):
+    """Residual mean |G(z) − z| per iteration of Picard and of Anderson (m = 1) from the same x at ``levels[i]``.
+
+    What the page plots beside a CFG-MP run: both solvers on one projection (2·K model calls each).
+    Returns ``{"picard": [...], "anderson": [...]}``.
+    """
+    iterations = check_int("iterations", iterations, 1, 20)
+    s = StepInput(denoiser, x, check_int("i", i, 0, len(levels) - 2), levels, target)
+    t, to_z = flow_map(denoiser, s.level)
+    h = (next_flow_time(denoiser, levels, i) - t) / 2
+    g_map = projection_map(s, t, to_z, h)
+    return {solver: fixed_point(g_map, to_z * x, iterations, solver)[1] for solver in ("picard", "anderson")}
