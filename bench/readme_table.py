@@ -4,7 +4,8 @@
     python bench/readme_table.py --check   # exit 1 if the README's table differs from the results
 
 A full benchmark run appends its headline numbers to bench/results/history/<lab>.jsonl (bench/_common.py); each
-row here shows the median over runs of the headline numbers it names, with the number of runs. A row naming a
+row here shows the median over runs of the headline numbers it names, with the number of runs: over the runs the
+contention guard found quiet where there are any, else over all runs, and then it says so. A row naming a
 number its lab's history lacks fails naming the lab and the number, never quotes a stale one. Labs with no
 numeric headline (load test, soak) are quoted from their latest report. A lab no row names still gets a row.
 """
@@ -31,7 +32,10 @@ class Results:
     """One lab: its latest report (bench/results/<lab>.md) and its runs (bench/results/history/<lab>.jsonl)."""
 
     def __init__(self, name: str, text: str, runs: list[dict]) -> None:
-        self.name, self.text, self.runs = name, text, runs
+        self.name, self.text, self.all_runs = name, text, runs
+        # runs the contention guard found quiet, when there are any: a busy machine's timings are upper bounds
+        quiet = [run for run in runs if str(run.get("load", "")).startswith("quiet")]
+        self.runs, self.busy = (quiet, False) if quiet else (runs, bool(runs))
 
     def median(self, key: str) -> tuple[float, int]:
         """The median of headline number ``key`` over the runs that have it, and how many runs have it."""
@@ -69,7 +73,10 @@ def measured(row: Row, r: Results) -> str:
     medians = {key: r.median(key) for key in row.keys or r.keys()}
     counts = sorted({n for _, n in medians.values()})
     runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    return "; ".join(f"{key} **{_number(value)}**" for key, (value, _) in medians.items()) + f" (median of {runs} runs)"
+    kind = "runs, all on a busy machine" if r.busy else "quiet runs"
+    return (
+        "; ".join(f"{key} **{_number(value)}**" for key, (value, _) in medians.items()) + f" (median of {runs} {kind})"
+    )
 
 
 def _number(x: float) -> str:
