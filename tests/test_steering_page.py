@@ -27,10 +27,14 @@ def _array(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def _figure(at, title: str) -> dict:
-    """The plotly spec of the chart whose title starts with ``title``."""
+def _titles(at, title: str) -> list[dict]:
+    """The plotly specs of the charts whose title starts with ``title``."""
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-    return next(spec for spec in specs if spec["layout"].get("title", {}).get("text", "").startswith(title))
+    return [spec for spec in specs if spec["layout"].get("title", {}).get("text", "").startswith(title)]
+
+
+def _figure(at, title: str) -> dict:
+    return _titles(at, title)[0]
 
 
 def _preset(open_page, name: str):
@@ -112,3 +116,19 @@ def test_digits_job_puts_dynamic_cfg_beside_cfg_at_equal_calls():
     table = at.dataframe[-1].value
     assert table["model calls"].nunique() == 1  # 50 each
     assert table["judge accuracy"].iloc[0] >= 0.9  # judged by digits-mlp-converged, not the evaluator
+
+
+def test_elucd_sweep_shows_accuracy_rising_with_the_scale():
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=180)
+    at.query_params.update({"method": "elucd", "std": "0.15"})
+    at.run()
+    at.button(key="steering-sweep-start").click().run()
+    deadline = time.monotonic() + 300
+    while not _titles(at, "Final accuracy") and time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+    assert not at.exception and not at.error
+    accuracy = {trace["name"]: _array(trace["y"]) for trace in _figure(at, "Final accuracy")["data"]}
+    assert accuracy["x0"][0] < 0.2 and accuracy["x0"][2] >= 0.99  # s = 0 (unguided) and s = 0.1
+    radius = {trace["name"]: _array(trace["y"]) for trace in _figure(at, "Final radius")["data"]}
+    assert radius["xt"][2] < radius["x0"][2]  # the naive guide falls short of the circle
