@@ -45,12 +45,13 @@ def run() -> None:
         for heading, labs in by_topic().items()
     }
     page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
-    _lessons.begin(page.url_path)
-    if teacher_mode() and _lessons.active() is None:
-        st.html(ui.HIDE_SIDEBAR)  # every page, the gallery too (a lesson shows its own controls instead)
-    _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
-    page.run()
-    _lessons.finish()  # checks a lesson step's controls against the widgets the page rendered
+    with ui.routed():
+        _lessons.begin(page.url_path)
+        if teacher_mode() and _lessons.active() is None:
+            st.html(ui.HIDE_SIDEBAR)  # every page, the gallery too (a lesson shows its own controls instead)
+        _sidebar()  # in teacher mode too (hidden by CSS): the seed widget reads ?seed= only when it exists
+        page.run()
+        _lessons.finish()  # checks a lesson step's controls against the widgets the page rendered
 
 
 if __name__ == "__main__":

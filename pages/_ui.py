@@ -13,7 +13,9 @@ import contextlib
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,20 +76,37 @@ def teacher_mode() -> bool:
     return st.query_params.get(TEACHER_PARAM) == "1"
 
 
-def _require_router() -> None:
-    """Run the page under app.py's router even when a lab link is the server's first request.
+_ROUTER = threading.local()
 
-    Streamlit takes a folder named ``pages/`` for a v1 multipage app (and runs a linked page alone,
-    without the router's sidebar) until some session has called ``st.navigation``.
+
+@contextlib.contextmanager
+def routed() -> Iterator[None]:
+    """Marks this script run as dispatched by app.py's router (see :func:`require_router`)."""
+    _ROUTER.active = True
+    try:
+        yield
+    finally:
+        _ROUTER.active = False
+
+
+def require_router() -> None:
+    """Run the page under app.py's router even for sessions that connect while the server is cold.
+
+    Streamlit takes a folder named ``pages/`` for a v1 multipage app until some session has called
+    ``st.navigation``, and a run that starts before then executes a linked page alone, without the
+    router's sidebar (the seed!). That is decided per run, so a concurrent session can flip the switch
+    while this run is still on the old path: check this run, not the switch, then rerun under the router.
     """
-    if PagesManager.uses_pages_directory:
+    ctx = get_script_run_ctx()
+    under_app = ctx is not None and Path(ctx.pages_manager.main_script_path).name == "app.py"
+    if under_app and not getattr(_ROUTER, "active", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
 
 def header(slug: str) -> Lab:
     """Title, one-line pitch with the paper link, and teacher mode for the lab ``slug``."""
-    _require_router()
+    require_router()
     lab = LABS_BY_SLUG[slug]
     st.title(lab.title)
     st.caption(f"{lab.pitch} After *{lab.paper}* ([arXiv:{lab.arxiv}]({lab.paper_url})).")

@@ -6,6 +6,7 @@ from pages import _lesson_kit as _lessons
 from pages import _ui as ui
 from pages._labs import LABS, TOPICS, by_topic
 
+ui.require_router()
 st.title("Optiscope")
 st.markdown(
     "Pick a method from recent optimization and interpretability research and **watch it work, live**: "

@@ -3,8 +3,10 @@
 import streamlit as st
 
 from pages import _lesson_kit as _lessons
+from pages import _ui as ui
 from pages._labs import LABS_BY_SLUG
 
+ui.require_router()
 st.title("Lessons")
 st.markdown(
     "A lesson walks a class through a lab step by step: each step sets the lab's controls, tells what to look at "
