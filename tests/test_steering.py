@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 import torch
@@ -267,3 +268,28 @@ def test_cuda_matches_cpu(cuda, classifier):
             xs.append(last.x.cpu())
         assert (xs[0] - xs[1]).abs().max().item() < 1e-4  # float64 toy; the classifier in float32
     classifier.to("cpu")
+
+
+ELUCD_OPTIONS = ("scale", "tau1", "tau2", "boost", "softplus")
+BAD_NUMBERS = (math.nan, math.inf, -math.inf, -1.0, 0.0, 2.5, 1e300, 2**62)
+BUILDERS = {
+    "CFG.w": lambda D, v: CFG(w=v),
+    "CFGMP.w": lambda D, v: CFGMP(w=v),
+    "CFGMP.iterations": lambda D, v: CFGMP(iterations=v),
+    "CFGMP.threshold": lambda D, v: CFGMP(threshold=v),
+    "DynamicCFG.candidates": lambda D, v: DynamicCFG(mixture_evaluators(D), candidates=(1.0, v)),
+    "Evaluator.weight": lambda D, v: DynamicCFG((Evaluator("e", lambda x, y: -x.square().sum(1), v),)),
+    **{f"EluCD.{k}": partial(lambda k, D, v: EluCD(nn.Linear(2, 8), **{k: v}), k) for k in ELUCD_OPTIONS},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_NUMBERS)
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_corrupted_numbers_raise_or_give_finite_samples(toy, name, bad):
+    """A small fuzz of every numeric option (these entry points sit below core.guidance's exports)."""
+    try:
+        guider = BUILDERS[name](toy, bad)
+        last = last_state(run(toy, torch.arange(8), guider=guider, steps=4))
+    except OptiscopeError:
+        return
+    assert torch.isfinite(last.x).all()
