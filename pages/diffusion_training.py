@@ -57,6 +57,7 @@ def final_distill_sweep(states: list) -> pd.DataFrame:
         "stage-1 student, 32 steps": (lambda y, w: sampling.student(stage1, y, w), sampling.grid(32)),
         "distilled, 4 steps": (lambda y, w: sampling.student(states[-1].model, y, w), four),
         "naive stage-1, 4 steps": (lambda y, w: sampling.student(stage1, y, w), four),
+        "teacher CFG, 2 steps (4 calls)": (lambda y, w: sampling.exact_cfg(mixture, y, w), sampling.grid(2)),
     }
     return pd.concat([teacher_sweep(seed).query("w <= 5"), charts.sweep(students, SWEEP_WS, mixture, seed=seed)])
 
@@ -86,7 +87,8 @@ def render_training(states: list) -> None:
             f"Self-NPO (w_neg = {w_neg:g})": (lambda y, w: sampling.model_cfg(base, y, w, negative), sampling.grid(32)),
         }
         table = charts.sweep(both, (1.0, 2.0, 3.0, 5.0, 7.5), mixture, seed=seed)
-        ui.chart(charts.sweep_chart(table, "precision"), key="dt-npo-precision", data=table, name="npo-sweep")
+        for y in ("precision", "recall"):
+            ui.chart(charts.sweep_chart(table, y), key=f"dt-npo-{y}", data=table, name=f"npo-{y}")
         ui.metrics({"RMS D_neg − D_u at σ": float(np.sqrt((delta**2).sum(1).mean()))})
 
 
