@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
 from core.structured import constrained, constrained_problems, coordinate, coordinate_problems, sliding, traces
+from pages import _shipped as shipped
 from pages import _ui as ui
 
 LOG = {"type": "log", "exponentformat": "power"}
@@ -26,6 +29,7 @@ SLIDING_FORMULAS = [
     r"\Psi = f + h + \chi, \qquad u_t = \arg\min_u \langle \nabla f(\underline x) + h'(u_{t-1}), u \rangle"
     r" + \beta \big(\tfrac12 \|u - x\|^2 + \tfrac{p_t}{2} \|u - u_{t-1}\|^2\big) + \chi(u)"
 ]
+GS_REFERENCE = "Nutini, Laradji, Schmidt (arXiv:1712.08859)"
 SLIDING_REFERENCE = "Wu, Xu, Zhang (arXiv:2602.04161); Lan's gradient sliding (arXiv:1406.0919)"
 GS_TEXT = """GS picks the steepest coordinate, GSL divides by its curvature. Greedy rules read all d partial derivatives
 per step, random and cyclic only τ. Problems: the authors' dataset-A/B recipes at n = 100, d = 300."""
@@ -63,9 +67,10 @@ radius = float(ui.number("Sphere radius r (logistic)", 0.1, 5.0, 1.0, "radius", 
 st.sidebar.markdown("**3 · Gradient sliding**")
 sl_tol = int(ui.slider("Target gap 10^−k: k", 2, 6, 4, "sl_tol"))
 restart = ui.radio("Restart rule", sliding.RESTARTS, "halving", "restart")
-compare_rules = st.cache_data(max_entries=16, show_spinner="Running the selection rules…")(traces.compare_rules)
-newton_trace = st.cache_data(max_entries=16, show_spinner="Sketching Newton steps…")(traces.newton_trace)
-sliding_traces = st.cache_data(max_entries=16, show_spinner="Sliding…")(traces.sliding_traces)
+cache = functools.partial(shipped.cached, "structured", max_entries=16)  # the default link's runs are shipped
+compare_rules = cache(traces.compare_rules, show_spinner="Running the selection rules…")
+newton_trace = cache(traces.newton_trace, show_spinner="Sketching Newton steps…")
+sliding_traces = cache(traces.sliding_traces, show_spinner="Sliding…")
 
 
 def contour(fig, box, fn, name, **style):
@@ -102,9 +107,7 @@ with ui.errors("the coordinate-descent runs"):
     fig.update_layout(xaxis_title="coordinate, sorted by L_i", yaxis_title=f"bin of {cd_steps} steps", height=340)
     ui.chart(fig, "structured-strip", data={"strip": strip.strip, "coordinate": strip.order})
     values = {f"to 1e-6: {coordinate.RULES[r]}": v for r, v in reached.items()}
-    ui.explainer(
-        "the selection rules", GS_FORMULAS, values, "Nutini, Laradji, Schmidt (arXiv:1712.08859)", text=GS_TEXT
-    )
+    ui.explainer("the selection rules", GS_FORMULAS, values, GS_REFERENCE, text=GS_TEXT)
 
 st.header("2 · Constraints by sketched Newton")
 with ui.errors("the sketched Newton run"):

@@ -81,3 +81,26 @@ def test_sliding_with_the_true_gap(open_page):
 def test_bad_input_is_a_message_not_a_traceback(open_page, params, needle):
     at = _ok(open_page(PAGE, **params))
     assert any(needle in e.value for e in at.error)
+
+
+def test_the_default_link_is_served_from_the_shipped_runs(open_page, monkeypatch) -> None:
+    """Its three runs (~5 CPU-s cold: cvxpy, torch.func's first call) come from assets/precomputed/, none live."""
+    import functools
+
+    import streamlit as st
+
+    from core.structured import traces
+
+    def live(fn):
+        @functools.wraps(fn)  # the same name, so the shipped call is found by it
+        def refused(*args, **kwargs):
+            raise AssertionError(f"{fn.__name__} computed live")
+
+        return refused
+
+    st.cache_data.clear()
+    for name in ("compare_rules", "newton_trace", "sliding_traces"):
+        monkeypatch.setattr(traces, name, live(getattr(traces, name)))
+    at = _ok(open_page(PAGE))
+    assert not at.error, [e.value for e in at.error]
+    assert metric(at, "GSL: updates to 1e-6") == "390" and len(at.get("plotly_chart")) == 6
