@@ -126,6 +126,28 @@ def test_gallery_loads(page, app_url: str) -> None:
         assert page.get_by_text(lab.title, exact=True).first.is_visible()
 
 
+COLD_SECONDS: dict[str, float] = {}  # lab -> seconds to its first chart, filled by test_lab_page_loads_with_a_chart
+TARGET_S = 5.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cold_time_table() -> Iterator[None]:
+    """Every lab's time to first chart in this run, as a table in tests/artifacts/first_charts.md (not asserted)."""
+    yield
+    if not COLD_SECONDS:
+        return
+    lines = [
+        "One server, each lab's first visit: its own caches cold; libraries that labs visited before it imported are",
+        "warm (bench/first_screens.py measures each lab in a fresh process). Target < 5 s; reported, not asserted.",
+        "",
+        "| lab | s to first chart | < 5 s |",
+        "|---|---|---|",
+        *(f"| {slug} | {s:.2f} | {'yes' if s < TARGET_S else '**no**'} |" for slug, s in COLD_SECONDS.items()),
+    ]
+    (ARTIFACTS / "first_charts.md").write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))
+
+
 def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
     """Open ``url`` and wait until its first plotly chart is drawn; returns the seconds it took."""
     start = time.perf_counter()
@@ -137,8 +159,9 @@ def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
 @pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
 def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
     first = first_chart_seconds(page, f"{app_url}/{slug}")  # each lab's first visit: its caches are cold
+    COLD_SECONDS[slug] = first
     settle(page, timeout_ms=120_000)
-    print(f"\ncold time to first chart {slug}: {first:.2f} s (target < 5 s; reported, not asserted)")
+    print(f"\ncold time to first chart {slug}: {first:.2f} s (target < {TARGET_S:g} s; reported, not asserted)")
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
     chart = page.locator("[data-testid='stPlotlyChart']").first
