@@ -77,8 +77,10 @@ class DynamicCFG:
     candidates: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
 
     def __post_init__(self):
-        if not self.candidates:
-            raise OptiscopeError("Expected `candidates` to hold at least one guidance scale, but got none")
+        if not isinstance(self.candidates, (tuple, list)) or not self.candidates:
+            raise OptiscopeError(
+                f"Expected `candidates` to be a non-empty tuple of scales, but got {self.candidates!r}"
+            )
         if len(self.candidates) > MAX_CANDIDATES:
             raise OptiscopeError(f"Expected at most {MAX_CANDIDATES} `candidates`, but got {len(self.candidates)}")
         for w in self.candidates:
