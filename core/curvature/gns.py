@@ -36,12 +36,18 @@ def _value_and_grad(problem: Problem, x: torch.Tensor) -> tuple[torch.Tensor, to
     return value.detach(), grad
 
 
-def _check_start(problem: Problem, x0: torch.Tensor, steps: int) -> None:
+def _check_start(problem: Problem, x0: torch.Tensor, steps: int) -> torch.Tensor:
     if not isinstance(problem, Problem):
         raise OptiscopeError(f"Expected `objective` to be a core.curvature Problem, but got {type(problem).__name__}")
-    if not isinstance(x0, torch.Tensor) or x0.shape != (problem.d,) or not torch.isfinite(x0).all():
-        raise OptiscopeError(f"Expected `x0` to be a finite tensor of shape ({problem.d},), but got {x0!r:.60}")
+    if (
+        not isinstance(x0, torch.Tensor)
+        or x0.shape != (problem.d,)
+        or not x0.is_floating_point()
+        or not torch.isfinite(x0).all()
+    ):
+        raise OptiscopeError(f"Expected `x0` to be a finite float tensor of shape ({problem.d},), but got {x0!r:.60}")
     check_int("steps", steps)
+    return x0.to(problem.dtype)
 
 
 def gns(
@@ -70,7 +76,7 @@ def gns(
         `1e-9`), max_search (`int`, defaults to `40`): trials per iteration.
         tol (`float`, defaults to `0.0`): stop once ‖∇f‖ ≤ tol (a converged run spends no more Hessians).
     """
-    _check_start(objective, x0, steps)
+    x0 = _check_start(objective, x0, steps)
     check_choice("hessian", hessian, tuple(objective.hessians))
     gamma0, gamma_min = check_positive("gamma0", gamma0), check_positive("gamma_min", gamma_min)
     check_int("max_search", max_search)
@@ -125,7 +131,7 @@ def gradient_descent(objective: Problem, x0: torch.Tensor, *, steps: int = 1000,
 
     States reuse ``GNSState`` with ``gamma`` the step size taken and ``solves`` the function evaluations.
     """
-    _check_start(objective, x0, steps)
+    x0 = _check_start(objective, x0, steps)
     check_positive("lr", lr)
     return _gd_loop(objective, x0, steps, lr)
 

@@ -10,13 +10,17 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from core.errors import OptiscopeError, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_int, check_positive
+
+MAX_WINDOW = 4096  # gradients in one window: an m × m factorisation per added gradient (the reference caps at 1024)
+MAX_WINDOW_ENTRIES = 50_000_000  # m × d: 200 MB of float32 gradients
 
 
 def _check_grads(grads: torch.Tensor) -> torch.Tensor:
-    if not isinstance(grads, torch.Tensor) or grads.ndim != 2 or grads.shape[0] < 1:
-        shape = tuple(grads.shape) if isinstance(grads, torch.Tensor) else type(grads).__name__
-        raise OptiscopeError(f"Expected `grads` to be a tensor of shape (m, d) with m >= 1, but got {shape}")
+    if not isinstance(grads, torch.Tensor) or grads.ndim != 2 or grads.shape[0] < 1 or not grads.is_floating_point():
+        shape = (grads.dtype, tuple(grads.shape)) if isinstance(grads, torch.Tensor) else type(grads).__name__
+        raise OptiscopeError(f"Expected `grads` to be a float tensor of shape (m, d) with m >= 1, but got {shape}")
+    check_budget("gradient entries (m × d)", grads.numel(), MAX_WINDOW_ENTRIES)
     if not torch.isfinite(grads).all():
         raise OptiscopeError("Expected `grads` to be finite, but it holds NaN or inf")
     return grads
@@ -79,6 +83,8 @@ class DynamicMFAC:
         device: torch.device | None = None,
     ) -> None:
         self.m, self.d = check_int("m", m), check_int("d", d)
+        check_budget("window length m", self.m, MAX_WINDOW)
+        check_budget("window entries (m × d)", self.m * self.d, MAX_WINDOW_ENTRIES)
         self.damp = check_positive("damp", damp)
         self._grads = torch.zeros(self.m, self.d, dtype=dtype, device=device)
         self._gram = torch.zeros(self.m, self.m, dtype=torch.float64, device=device)  # GGᵀ

@@ -18,6 +18,7 @@ class Problem:
     loss: Callable[[torch.Tensor], torch.Tensor]
     hessians: dict[str, Callable[[torch.Tensor], torch.Tensor]]
     d: int
+    dtype: torch.dtype = torch.float64  # of the data: a start x₀ is cast to it
 
 
 def _features(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +47,7 @@ def logistic_digits(*, l2: float = 1e-3, dtype: torch.dtype = torch.float64) -> 
         return per_sample.T @ per_sample / n + l2 * eye
 
     bound = x.T @ x / (4 * n) + l2 * eye
-    return Problem(loss, {"exact": exact, "fisher": fisher, "gauss_newton_bound": lambda w: bound}, d)
+    return Problem(loss, {"exact": exact, "fisher": fisher, "gauss_newton_bound": lambda w: bound}, d, dtype)
 
 
 def softmax_digits(*, l2: float = 1e-3, dtype: torch.dtype = torch.float64) -> Problem:
@@ -75,4 +76,4 @@ def softmax_digits(*, l2: float = 1e-3, dtype: torch.dtype = torch.float64) -> P
 
     centering = torch.eye(k, dtype=dtype) - 1.0 / k
     bohning = torch.kron(0.5 * centering, x.T @ x / n) + l2 * eye
-    return Problem(loss, {"exact": exact, "fisher": fisher, "bohning_bound": lambda w: bohning}, k * p)
+    return Problem(loss, {"exact": exact, "fisher": fisher, "bohning_bound": lambda w: bohning}, k * p, dtype)
