@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import streamlit as st
 import torch
 
 from core import diffusion_training as DT
+from core.diffusion_training import models as distilled
 from core.diffusion_training import sampling
 from core.guidance.metrics import precision_recall
+from pages import _ui as ui
 
 PAPERS = (
     "Meng et al. 2023, On Distillation of Guided Diffusion Models ([arXiv:2210.03142](https://arxiv.org/abs/2210.03142));"
@@ -118,3 +121,23 @@ def regression_chart(states: list, kernel_rows: list[dict], best_step: int) -> g
 def kernel_rows(problem, width: int, seed: int) -> list[dict]:
     """The network's own NTK regression from T = 1 to 1e6, then its interpolant (T = ∞, last row)."""
     return DT.kernel_curve(problem, [*np.logspace(0, 6, 25).tolist(), float("inf")], width=width, seed=seed)
+
+
+def render_regression(states: list, kernel_rows: list[dict]) -> None:
+    """The live regression: its curves with the early-stopping marker, and the net–kernel gap."""
+    if not states:
+        st.info("Press ▶ Play: the network trains by full-batch GD beside its kernel regression.")
+        return
+    best = min(states, key=lambda s: s.val_mse)
+    fig = regression_chart(states, kernel_rows, best.step)
+    ui.chart(fig, key="dt-ntk", data=pd.DataFrame(map(vars, states)), name="dsm-regression")
+    ui.metrics({"early-stop T": best.step, "net vs D* there": best.test_error, "max gap": max(s.gap for s in states)})
+
+
+@torch.no_grad()
+def digits_pair(teacher, student, w: float, seed: int, device) -> np.ndarray:
+    """One sample per digit: the teacher's CFG in 32 DDIM steps, then the distilled student in 4; (20, 8, 8)."""
+    labels = torch.arange(10, device=device)
+    top = distilled.sample(distilled.teacher_cfg(teacher, w), labels, distilled.TEACHER_STEPS, seed)
+    bottom = distilled.sample(distilled.student_eps(student, w), labels, distilled.STUDENT_STEPS, seed)
+    return torch.cat([top, bottom])[:, 0].cpu().numpy()

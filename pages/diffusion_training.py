@@ -8,6 +8,7 @@ import streamlit as st
 
 from core import diffusion_training as DT
 from core import guidance as G
+from core import zoo
 from core.diffusion_training import sampling
 from pages import _diffusion_training_charts as charts
 from pages import _ui as ui
@@ -48,6 +49,12 @@ def teacher_sweep(seed: int) -> pd.DataFrame:
 def score_problem(n: int, width: int, seed: int) -> tuple:
     problem = DT.make_problem(mixture, sigma=0.5, n_samples=n, n_test=1000, seed=seed)
     return problem, charts.kernel_rows(problem, width, seed)
+
+
+@st.cache_data(max_entries=16, show_spinner="Sampling the digits UNets…")
+def digits_samples(w: float, seed: int) -> np.ndarray:
+    teacher, student = ui.zoo_model("digits-unet"), ui.zoo_model("digits-unet-distilled")
+    return charts.digits_pair(teacher, student, w, seed, ui.device())
 
 
 def final_distill_sweep(states: list) -> pd.DataFrame:
@@ -114,6 +121,14 @@ with ui.errors("the training run"):
         ui.Player(f"dt-{part}", start, config, render_training, max_states=200).show()
         ui.explainer(PARTS[part], formulas, {"w": w, "steps": total, "width": width}, charts.PAPERS, text=note)
 
+if part == "distill":
+    with ui.errors("the distilled digits UNet"):
+        st.subheader("Digits: the distilled UNet in 4 calls (bottom) beside the teacher's CFG in 64 (top)")
+        images = digits_samples(w, seed)
+        ui.chart(ui.image_grid(images, columns=10, zmin=-1, zmax=1, height=80), key="dt-digits", data={"x": images})
+        shipped = zoo.info("digits-unet-distilled")["metrics"]
+        ui.metrics({k.replace("_", " "): v for k, v in shipped.items() if k.startswith("accuracy")})
+
 if part == "ntk":
     with ui.errors("the regression"):
         st.subheader("Denoising score matching is regression with noisy labels; a wide net tracks its NTK")
@@ -125,22 +140,11 @@ if part == "ntk":
         interpolant = {"NTK interpolant vs D*": limit[-1]["test_error"], "NTK early-stopped vs D*": best_kernel}
         ui.metrics({"label noise E‖x0 − D*‖²": problem.label_noise} | interpolant)
 
-        def render_regression(states: list) -> None:
-            if not states:
-                st.info("Press ▶ Play: the network trains by full-batch GD beside its kernel regression.")
-                return
-            best = min(states, key=lambda s: s.val_mse)
-            ui.chart(
-                charts.regression_chart(states, limit, best.step), key="dt-ntk", data=pd.DataFrame(map(vars, states))
-            )
-            ui.metrics(
-                {"early-stop T": best.step, "net vs D* there": best.test_error, "max gap": max(s.gap for s in states)}
-            )
-
         every_ntk = max(1, ntk_steps // 100)
         start = lambda: DT.regress(problem, width=ntk_width, steps=ntk_steps, every=every_ntk, seed=seed)  # noqa: E731
         config = (ntk_width, ntk_steps, n, seed)
-        ui.Player("dt-ntk-live", start, config, render_regression, max_states=120).show()
+        render = lambda states: charts.render_regression(states, limit)  # noqa: E731
+        ui.Player("dt-ntk-live", start, config, render, max_states=120).show()
         values = {"m": ntk_width, "n": n, "σ": 0.5}
         text = "Early stopping: the step with the lowest error on held-out noisy labels (unbiased for the error vs D*)."
         ui.explainer("DSM as kernel regression", charts.NTK, values, charts.PAPERS, text=text)

@@ -42,6 +42,17 @@ def test_default_view_shows_the_exact_teachers_cfg_radius(open_page) -> None:
     assert len(radii) == 6 and radii[-1] > radii[0] + 0.4  # CFG pushes outward as w grows (1.99 → 2.51)
 
 
+def test_the_distilled_digits_unet_shows_beside_its_teacher_with_its_shipped_accuracy(open_page) -> None:
+    from core import zoo
+
+    at = open_page(PAGE)
+    shipped = zoo.info("digits-unet-distilled")["metrics"]
+    assert _metric(at, "accuracy student 4 steps") == pytest.approx(shipped["accuracy_student_4_steps"], abs=1e-3)
+    assert _metric(at, "accuracy student 4 steps") >= _metric(at, "accuracy teacher 32 steps") - 0.02
+    chart = next(c for c in at.get("plotly_chart") if c.key == "dt-digits")
+    assert len(json.loads(chart.proto.spec)["data"]) == 20  # 10 teacher digits above 10 student digits
+
+
 def test_the_w_slider_stops_at_the_students_training_range_and_says_why(open_page) -> None:
     at = open_page(PAGE, w="7.5")
     slider = at.sidebar.slider(key="w")
