@@ -36,8 +36,16 @@ def open_page() -> Callable:
     return _open_page
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
-    """``gpu`` tests need CUDA: elsewhere they are skipped with that reason, never silently passed."""
+    """``gpu`` tests need CUDA: elsewhere they are skipped with that reason, never silently passed.
+
+    Under pytest-xdist (`make test`: ``-n auto --dist loadgroup``) the ``browser`` tests share one worker, so one
+    `streamlit run` server and one chromium serve them all.
+    """
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("browser"))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA: no CUDA device on this machine (run `pytest -m gpu` on a GPU host)")
