@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import interleaved, publish, quiet  # noqa: E402
 from core.data.digits import load_digits_split  # noqa: E402
-from core.learning_rules import BOOLEAN_TASKS, METHODS, boolean_task, noprop_run, rrr_run  # noqa: E402
+from core.learning_rules import BOOLEAN_TASKS, boolean_task, noprop_run, rrr_run  # noqa: E402
+from core.learning_rules.noprop import METHODS  # noqa: E402
 from core.runs import last_state  # noqa: E402
 
 

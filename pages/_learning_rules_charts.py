@@ -10,8 +10,9 @@ import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
-from core.learning_rules import RULES, class_circle, read_gates, truth_table
-from core.learning_rules.gates import node_names
+from core.learning_rules import RULES, read_gates
+from core.learning_rules.gates import node_names, truth_table
+from core.learning_rules.noprop import class_circle
 from pages import _ui as ui
 
 ESTIMATOR_LABELS = {"weight": "Weight perturbation", "antithetic": "Antithetic (ES)", "spsa": "SPSA", "forward": "JVP"}

@@ -13,10 +13,8 @@ from core.errors import OptiscopeError
 from core.learning_rules import (
     RuleConfig,
     boolean_task,
-    class_circle,
     estimate,
     margin_project,
-    mlp_loss,
     node_perturbation,
     noprop_run,
     read_gates,
@@ -25,8 +23,10 @@ from core.learning_rules import (
     schedule,
     shipped,
     theory,
-    truth_table,
 )
+from core.learning_rules.gates import truth_table
+from core.learning_rules.noprop import class_circle
+from core.learning_rules.perturbation import mlp_loss
 from core.runs import last_state
 
 XOR_IN = torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])

@@ -8,17 +8,10 @@
   and ``rules_run`` (an MLP on digits trained by each rule against backprop).
 """
 
-from core.learning_rules.gates import BOOLEAN_TASKS, boolean_task, read_gates, truth_table
-from core.learning_rules.noprop import METHODS, class_circle, schedule
+from core.learning_rules.gates import BOOLEAN_TASKS, boolean_task, read_gates
 from core.learning_rules.noprop import run as noprop_run
-from core.learning_rules.perturbation import (
-    ESTIMATORS,
-    error_vs_dimension,
-    estimate,
-    mlp_loss,
-    node_perturbation,
-    theory,
-)
+from core.learning_rules.noprop import schedule
+from core.learning_rules.perturbation import error_vs_dimension, estimate, node_perturbation, theory
 from core.learning_rules.rrr import margin_project
 from core.learning_rules.rrr import run as rrr_run
 from core.learning_rules.training import RULES, RuleConfig
@@ -26,16 +19,12 @@ from core.learning_rules.training import run as rules_run
 
 __all__ = [
     "BOOLEAN_TASKS",
-    "ESTIMATORS",
-    "METHODS",
     "RULES",
     "RuleConfig",
     "boolean_task",
-    "class_circle",
     "error_vs_dimension",
     "estimate",
     "margin_project",
-    "mlp_loss",
     "node_perturbation",
     "noprop_run",
     "read_gates",
@@ -43,5 +32,4 @@ __all__ = [
     "rules_run",
     "schedule",
     "theory",
-    "truth_table",
 ]

@@ -16,10 +16,20 @@ import torch.nn.functional as F
 from torch.func import jvp, vmap
 
 from core.device import generator
-from core.errors import check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
 
 ESTIMATORS = ("weight", "antithetic", "spsa", "forward")
 PROBE_BUDGET = 5e7  # n_samples × d floats of directions held at once
+
+
+def check_tensor(name: str, value: torch.Tensor, *, dim: int | None = None) -> torch.Tensor:
+    """``value`` if it is a non-empty tensor of finite numbers (with ``dim`` dimensions when given)."""
+    if not isinstance(value, torch.Tensor) or value.numel() == 0 or (dim is not None and value.dim() != dim):
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise OptiscopeError(f"Expected `{name}` to be a non-empty {dim or ''}-d tensor, but got {shape}")
+    if not bool(torch.isfinite(value).all()):
+        raise OptiscopeError(f"Expected `{name}` to hold finite numbers, but it holds NaN or inf")
+    return value
 
 
 def theory(d: int, n_samples: int, *, method: str = "weight") -> dict[str, float]:
@@ -28,6 +38,8 @@ def theory(d: int, n_samples: int, *, method: str = "weight") -> dict[str, float
     >>> theory(99, 1)["rel_mse"]
     100.0
     """
+    d, n_samples = check_int("d", d), check_int("n_samples", n_samples)
+    check_choice("method", method, ESTIMATORS)
     rel = (d - 1 if method == "spsa" else d + 1) / n_samples
     return {"rel_mse": float(rel), "cosine": float((1 + rel) ** -0.5)}
 
@@ -51,6 +63,7 @@ def estimate(
     """
     check_choice("method", method, ESTIMATORS)
     n_samples, sigma = check_int("n_samples", n_samples), check_positive("sigma", sigma)
+    params = check_tensor("params", params, dim=1)
     check_budget("probe floats n_samples·d", n_samples * params.numel(), PROBE_BUDGET)
     g = generator(seed, params.device)
     shape = (n_samples, params.numel())
@@ -64,6 +77,8 @@ def estimate(
         slopes = (loss(params + sigma * u) - loss(params.unsqueeze(0))) / sigma
     else:
         slopes = (loss(params + sigma * u) - loss(params - sigma * u)) / (2 * sigma)
+    if slopes.shape != (n_samples,) or not bool(torch.isfinite(slopes).all()):
+        raise OptiscopeError(f"Expected `loss` to give {n_samples} finite values, but got {slopes}")
     return (slopes.unsqueeze(-1) * u).mean(0)  # Rademacher: u_i = 1/u_i, so SPSA has the same form
 
 
@@ -81,6 +96,7 @@ def node_perturbation(
     One probe per sample (independent noise across samples), so it estimates the mean loss's gradient.
     """
     sigma = check_positive("sigma", sigma)
+    _check_mlp(params, check_tensor("inputs", inputs, dim=2), target)
     g = generator(seed, inputs.device)
     a1 = inputs @ params["w1"].T + params["b1"]
     xi1 = torch.randn(a1.shape, generator=g, device=a1.device, dtype=a1.dtype)
@@ -94,12 +110,26 @@ def node_perturbation(
     return {"w1": d1.T @ inputs, "b1": d1.sum(0), "w2": d2.T @ h_clean, "b2": d2.sum(0)}
 
 
+def _check_mlp(params: dict[str, torch.Tensor], inputs: torch.Tensor, target: torch.Tensor) -> None:
+    """w1 (h, n), b1 (h,), w2 (c, h), b2 (c,) for inputs (B, n) and B integer targets in [0, c)."""
+    shapes = {
+        k: tuple(check_tensor(f"params[{k!r}]", params[k]).shape) for k in ("w1", "b1", "w2", "b2") if k in params
+    }
+    h, c = shapes.get("w1", (0,))[0], shapes.get("w2", (0,))[0]
+    expected = {"w1": (h, inputs.shape[1]), "b1": (h,), "w2": (c, h), "b2": (c,)}
+    if shapes != expected:
+        raise OptiscopeError(f"Expected `params` shaped {expected} for inputs {tuple(inputs.shape)}, but got {shapes}")
+    if target.shape != inputs.shape[:1] or target.dtype != torch.long or not bool(((target >= 0) & (target < c)).all()):
+        raise OptiscopeError(f"Expected `target` of {len(inputs)} class indices in [0, {c}), but got {target!r}")
+
+
 def error_vs_dimension(
     method: str, *, dims: tuple[int, ...] = (10, 100, 1000), n_samples: int = 10, repeats: int = 100, seed: int = 0
 ) -> list[dict[str, float]]:
     """Measured relative error and cosine of ``method`` on a linear loss L(θ) = g·θ (exact slopes, so only the
     directions' variance shows), beside :func:`theory`, one row per d."""
-    rows = []
+    dims = [check_int("dims", d, 1, 10**6) for d in dims]
+    repeats, rows = check_int("repeats", repeats, 1, 10_000), []
     for d in dims:
         true = torch.randn(d, dtype=torch.float64, generator=torch.Generator().manual_seed(d))
         ests = torch.stack(
@@ -111,7 +141,7 @@ def error_vs_dimension(
                     n_samples=n_samples,
                     seed=seed * repeats + s,
                 )
-                for s in range(check_int("repeats", repeats))
+                for s in range(repeats)
             ]
         )
         rel = float(((ests - true).pow(2).sum(-1) / true.pow(2).sum()).mean())

@@ -21,6 +21,7 @@ import torch
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
+from core.learning_rules.perturbation import check_tensor
 
 ITERATION_BUDGET = 5e9  # runs × items × weights × iterations
 
@@ -33,6 +34,21 @@ def margin_project(w: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> tuple[t
     >>> round(float(w @ x), 6)
     1.0
     """
+    w, x, c = check_tensor("w", w), check_tensor("x", x), check_tensor("c", c)
+    try:
+        torch.broadcast_shapes(c.shape, w.shape[:-1])
+        fits = w.shape == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise OptiscopeError(
+            f"Expected `w` and `x` of one shape (..., m) and `c` of a shape that broadcasts with (...), but got "
+            f"{tuple(w.shape)}, {tuple(x.shape)} and {tuple(c.shape)}"
+        )
+    return _margin_project(w, x, c)
+
+
+def _margin_project(w: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     p, q = (w * x).sum(-1), (w * w + x * x).sum(-1)
     lo, hi = torch.full_like(p, -1.0), torch.full_like(p, 1.0)
     for _ in range(24):
@@ -71,7 +87,7 @@ def _project_a(z: list[dict[str, torch.Tensor]], delta: list[float]) -> list[dic
         w, x, y = layer["w"], layer["x"], layer["y"]
         sign = torch.tensor([1.0, -1.0], dtype=y.dtype, device=y.device).view(2, *[1] * y.dim())  # both y = ±1 at once
         ok = (sign * (w * x).sum(-1) >= d).unsqueeze(-1)  # (2, ..., 1): the margin already holds
-        w2, x2 = margin_project(w, x, (sign * d).expand(2, *y.shape))
+        w2, x2 = _margin_project(w, x, (sign * d).expand(2, *y.shape))
         w2, x2 = torch.where(ok, w, w2), torch.where(ok, x, x2)
         cost = (w2 - w).pow(2).sum(-1) + (x2 - x).pow(2).sum(-1) + (sign - y) ** 2
         cost = torch.nan_to_num(cost, nan=torch.inf)  # w = -x admits no point with w'·x' > 0 on this path
