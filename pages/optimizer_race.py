@@ -14,9 +14,9 @@ from core.optimizer_race.studies import Study, study_from_states
 from pages import _ui as ui
 
 PAPERS = (
-    "Kasimbeg et al. 2025 (arXiv:2505.24005); AlgoPerf: Dahl et al. 2023 (arXiv:2306.07179); Prodigy "
-    "(arXiv:2306.06101), D-Adaptation (arXiv:2301.07733), schedule-free (arXiv:2405.15682), DoG (arXiv:2302.12022), "
-    "Mechanic (arXiv:2306.00144)."
+    "Kasimbeg et al. 2025, https://arxiv.org/abs/2505.24005; AlgoPerf: Dahl et al. 2023, "
+    "https://arxiv.org/abs/2306.07179; Prodigy 2306.06101, D-Adaptation 2301.07733, schedule-free 2405.15682, "
+    "DoG 2302.12022, Mechanic 2306.00144, M-FAC 2107.03356 (arXiv)."
 )
 SCORE_FORMULAS = [
     r"r_{s,w} = t_{s,w} / \min_{s'} t_{s',w}\quad(\infty \text{ if } r > 4 \text{ or missed})",
@@ -29,6 +29,7 @@ SCORE_TEXT = (
 )
 LABELS = {key: spec.label for key, spec in race.OPTIMIZERS.items()}
 WORKLOAD_LABELS = {key: w.title for key, w in race.WORKLOADS.items()}
+N_STUDIES = len(race.RACE) * len(race.WORKLOADS) * 3  # 3 seeds
 PRESETS = {
     "The default race": {"clock": "steps", "targets": "strict", "optimizer": "prodigy", "workload": "digits_softmax"},
     "CPU-seconds clock, relaxed targets": {"clock": "seconds", "targets": "relaxed"},
@@ -53,9 +54,8 @@ def shipped() -> tuple[Study, ...]:
     return race.load_race()
 
 
-def scores_view(studies: list[Study], key: str) -> None:
-    """Performance profiles and the leaderboard of the given studies."""
-    times = race.race_times(studies, targets, clock=clock)
+def scores_view(times: dict, key: str) -> None:
+    """Performance profiles and the leaderboard of the given times."""
     left, right = st.columns([3, 2])
     with left:
         ui.chart(figures.profile_figure(times), f"{key}-profile", data=pd.DataFrame(figures.leaderboard(times)))
@@ -80,16 +80,17 @@ def render(states: list) -> None:
     finished = live.diverged_at is not None or live.steps[-1] == race.WORKLOADS[workload].budget
     if finished:
         twin = (workload, optimizer, seed)
-        scores_view([s for s in shipped() if (s.workload, s.optimizer, s.seed) != twin] + [live], "race-swap")
+        swapped = [s for s in shipped() if (s.workload, s.optimizer, s.seed) != twin] + [live]
+        scores_view(race.race_times(swapped, targets, clock=clock), "race-swap")
 
 
 with ui.errors("the optimizer race"):
     studies = list(shipped())
     times = race.race_times(studies, targets, clock=clock)
     scores = race.score(times)
-    st.subheader("Leaderboard and performance profiles (the shipped race: 10 optimizers × 4 workloads × 3 seeds)")
+    st.subheader(f"Leaderboard and performance profiles (the shipped race: {N_STUDIES} studies, 3 seeds each)")
     ui.metrics({LABELS[k]: v for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:4]})
-    scores_view(studies, "race")
+    scores_view(times, "race")
     ui.explainer(
         "the AlgoPerf score",
         SCORE_FORMULAS,
@@ -108,6 +109,19 @@ with ui.errors("the live study"):
     st.caption(f"Frozen defaults: {spec.source}.")
     start = lambda: race.run(workload, optimizer, seed=seed, lr=lr or None)  # noqa: E731
     ui.Player("race-player", start, (workload, optimizer, seed, lr), render, max_states=2000).show()
+
+st.subheader("The whole race live: the profiles are redrawn as each study finishes")
+with ui.errors("the live race"):
+
+    def render_race(states: list) -> None:
+        if not states:
+            return st.info(f"Press Play to rerun all {N_STUDIES} studies here (minutes of CPU).")
+        done = states[-1]
+        lanes = {"optimizers": race.RACE, "workloads": tuple(race.WORKLOADS)}
+        st.caption(f"{done.step} of {done.total} studies finished; a pair not finished yet counts as a miss (∞).")
+        scores_view(race.race_times(done.studies, targets, clock=clock, **lanes), "race-live-profile")
+
+    ui.Player("race-all", race.race, "race", render_race, max_states=N_STUDIES + 1).show()
 
 st.subheader("Calibrate the baseline: NadamW's learning-rate grid on one workload")
 with ui.errors("the calibration"):

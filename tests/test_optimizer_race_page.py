@@ -52,3 +52,20 @@ def test_live_study_steps_and_unknown_keys_fall_back(open_page) -> None:
     at.button(key="race-player-step").click().run()
     assert not at.exception
     assert any(m.label == "Step" and m.value == "1" for m in at.metric)
+
+
+def test_live_race_redraws_the_profile_as_each_study_finishes(open_page) -> None:
+    from core.optimizer_race import OPTIMIZERS, RACE
+    from core.optimizer_race.studies import study
+
+    at = open_page(PAGE)
+    at.button(key="race-all-step").click().run()  # the start state: nothing finished, every pair a miss
+    at.button(key="race-all-step").click().run()  # the first study: digits_mlp, tuned NadamW, seed 0
+    assert not at.exception
+    first = study("digits_mlp", "nadamw_tuned", seed=0)
+    targets = {k: w.target for k, w in WORKLOADS.items()}
+    expected = score(race_times([first], targets, optimizers=RACE, workloads=tuple(WORKLOADS)))
+    board = [d.value for d in at.dataframe if "score" in d.value][-1]  # the live race's board comes last
+    shown = dict(zip(board.index, board["score"], strict=True))
+    assert shown == pytest.approx({OPTIMIZERS[k].label: round(v, 3) for k, v in expected.items()}, abs=1e-9)
+    assert shown[OPTIMIZERS["nadamw_tuned"].label] == 0.25  # it hits its own target: ratio 1 on 1 lane of 4

@@ -5,7 +5,8 @@ Kasimbeg et al. freeze the hyperparameters of learning-rate-free methods and sco
 calibrated NadamW. Here: four small CPU workloads (``WORKLOADS``), the real packages of Prodigy
 (https://arxiv.org/abs/2306.06101), D-Adaptation (https://arxiv.org/abs/2301.07733), schedule-free AdamW
 (https://arxiv.org/abs/2405.15682), DoG (https://arxiv.org/abs/2302.12022) and Mechanic
-(https://arxiv.org/abs/2306.00144) at their frozen defaults (``OPTIMIZERS``), and AlgoPerf's scoring.
+(https://arxiv.org/abs/2306.00144) at their frozen defaults, and the curvature lab's M-FAC
+(https://arxiv.org/abs/2107.03356) at a frozen point (``OPTIMIZERS``), and AlgoPerf's scoring.
 ``run(workload, optimizer, *, seed, steps)`` yields one frozen :class:`RaceState` per evaluation.
 
 >>> from core.optimizer_race import score

@@ -77,36 +77,60 @@ def _loop(wl: Workload, spec: OptimizerSpec, seed: int, steps: int, lr: float, d
     model = wl.build(gen).to(device)
     data = {k: v.to(device) for k, v in wl.data().items()}
     opt = spec.make(model.parameters(), lr, wl.step_hint)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: schedule_factor(spec.schedule, t, wl.step_hint))
     averager = PolynomialDecayAverager(model) if spec.evaluation == "averaged" else None
     if hasattr(opt, "train"):  # schedule-free optimizers step at their training iterate y: switch to it first
         opt.train()
     seconds, first_loss = 0.0, None
     value = _evaluate(wl, spec, opt, model, averager, data)
     yield RaceState(0, 0.0, value, _belief(spec, opt))
-    for k in range(1, steps + 1):
-        start = time.thread_time()
-        idx = torch.randint(len(data["x_train"]), (BATCH,), generator=gen).to(device)
-        loss = wl.loss(model(data["x_train"][idx]), data["y_train"][idx])
-        opt.zero_grad(set_to_none=True)
+    for start in range(1, steps + 1, wl.every):
+        block = range(start, min(start + wl.every, steps + 1))
+        clock = time.thread_time()
+        losses = _train_block(wl, spec, opt, model, averager, data, block, lr, gen)
+        seconds += time.thread_time() - clock
+        first_loss = losses[0] if first_loss is None else first_loss
+        blown = next((k for k, loss in zip(block, losses, strict=True) if _blown_up(loss, first_loss)), None)
+        if blown is not None:
+            yield RaceState(blown, seconds, value, _belief(spec, opt), diverged=True)
+            return
+        new = _evaluate(wl, spec, opt, model, averager, data)
+        if not math.isfinite(new):
+            yield RaceState(block[-1], seconds, value, _belief(spec, opt), diverged=True)
+            return
+        value = new
+        yield RaceState(block[-1], seconds, value, _belief(spec, opt))
+
+
+def _train_block(wl: Workload, spec: OptimizerSpec, opt, model: nn.Module, averager, data, block, lr, gen) -> list:
+    """Train the steps of ``block`` (one evaluation period); returns their training losses.
+
+    The losses are read once per block, not once per step: a per-step ``.item()`` is a device sync on a GPU and
+    a measurable share of a tiny CPU step. The batches of a block are drawn in one call (the same stream as one
+    draw per step).
+    """
+    params = [p for group in opt.param_groups for p in group["params"]]
+    batches = torch.randint(len(data["x_train"]), (len(block), BATCH), generator=gen).to(device=data["x_train"].device)
+    losses = torch.empty(len(block), device=data["x_train"].device)
+    for i, k in enumerate(block):
+        _set_lr(opt, lr * schedule_factor(spec.schedule, k - 1, wl.step_hint))
+        loss = wl.loss(model(data["x_train"][batches[i]]), data["y_train"][batches[i]])
+        for p in params:  # zero_grad(set_to_none=True) without its profiler bookkeeping
+            p.grad = None
         loss.backward()
         opt.step()
-        schedule.step()
         if averager is not None:
             averager.step()
-        loss = loss.item()
-        seconds += time.thread_time() - start
-        first_loss = loss if first_loss is None else first_loss
-        if not math.isfinite(loss) or loss > BLOW_UP * first_loss:
-            yield RaceState(k, seconds, value, _belief(spec, opt), diverged=True)
-            return
-        if k % wl.every == 0 or k == steps:
-            new = _evaluate(wl, spec, opt, model, averager, data)
-            if not math.isfinite(new):
-                yield RaceState(k, seconds, value, _belief(spec, opt), diverged=True)
-                return
-            value = new
-            yield RaceState(k, seconds, value, _belief(spec, opt))
+        losses[i] = loss.detach()
+    return losses.tolist()
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _blown_up(loss: float, first_loss: float) -> bool:
+    return not math.isfinite(loss) or loss > BLOW_UP * first_loss
 
 
 def _evaluate(wl: Workload, spec: OptimizerSpec, opt, model: nn.Module, averager, data) -> float:

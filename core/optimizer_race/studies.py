@@ -25,7 +25,7 @@ from core.optimizer_race.workloads import CALIBRATION_LRS, TARGET_RECIPE, WORKLO
 
 ASSET = Path(__file__).resolve().parents[2] / "assets" / "optimizer_race.json"
 SEEDS = (0, 1, 2)
-MAX_STUDIES = 200  # a full race is 10 optimizers × 4 workloads × 3 seeds = 120 studies (~4 min of CPU)
+MAX_STUDIES = 200  # a full race is 11 optimizers × 4 workloads × 3 seeds = 132 studies (~4 min of CPU)
 PACKAGES = ("torch", "prodigyopt", "dadaptation", "schedulefree", "dog-optimizer", "mechanic-pytorch")
 
 
@@ -109,15 +109,30 @@ def _race_loop(workloads, optimizers, seeds, total: int) -> Iterator[RaceProgres
 
 
 def race_times(
-    studies: Sequence[Study], targets: Mapping[str, float], *, clock: str = "steps"
+    studies: Sequence[Study],
+    targets: Mapping[str, float],
+    *,
+    clock: str = "steps",
+    optimizers: Sequence[str] = (),
+    workloads: Sequence[str] = (),
 ) -> dict[str, dict[str, float]]:
-    """``{optimizer: {workload: median over seeds of the time to target}}`` for the scoring functions."""
-    per: dict[tuple[str, str], list[float]] = {}
+    """``{optimizer: {workload: median over seeds of the time to target}}`` for the scoring functions.
+
+    Pairs of ``optimizers`` × ``workloads`` without a finished study count as misses (∞): the provisional
+    times of a race still running.
+    """
+    check_choice("clock", clock, ("steps", "seconds"))
+    lanes = [
+        (check_choice("optimizer", o, tuple(OPTIMIZERS)), check_choice("workload", w, tuple(WORKLOADS)))
+        for o in optimizers
+        for w in workloads
+    ]
+    per: dict[tuple[str, str], list[float]] = {lane: [] for lane in lanes}
     for s in studies:
         per.setdefault((s.optimizer, s.workload), []).append(s.time_to(targets[s.workload], clock))
     times: dict[str, dict[str, float]] = {}
     for (o, w), ts in per.items():
-        times.setdefault(o, {})[w] = median_time(ts)
+        times.setdefault(o, {})[w] = median_time(ts or [math.inf])
     return times
 
 
