@@ -169,7 +169,8 @@ def test_states_are_frozen_and_detached_and_the_input_model_is_untouched(mixture
 
 
 def test_same_seed_same_run(mixture) -> None:
-    losses = lambda seed: [s.loss for s in run(EDMMLP(width=8, seed=seed), mixture, steps=3, seed=seed)]  # noqa: E731
+    dsm = TrainConfig(objective="dsm")
+    losses = lambda seed: [s.loss for s in run(EDMMLP(width=8, seed=seed), mixture, config=dsm, steps=3, seed=seed)]  # noqa: E731
     assert losses(0) == losses(0)
     assert losses(0) != losses(1)
 

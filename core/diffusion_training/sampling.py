@@ -1,5 +1,7 @@
 """Few-step samplers of the lab: deterministic EDM Euler (= DDIM in VE form) on a σ grid, any x0 predictor.
 
+EDM: https://arxiv.org/abs/2206.00364; classifier-free guidance (CFG): https://arxiv.org/abs/2207.12598.
+
 A predictor is ``predict(x, sigma) -> x0`` with the labels (and w) already bound, so the same loop samples the
 exact teacher with classifier-free guidance (2 model calls per step), a w-conditioned student (1 call per
 step), or CFG with a Self-NPO negative model as its unconditional branch.
