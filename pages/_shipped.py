@@ -61,11 +61,14 @@ def serve(lab: str, fn: Callable) -> Callable:
     return answered
 
 
-def cached(lab: str, fn: Callable, **options: Any) -> Callable:
-    """``st.cache_data(**options)`` over :func:`serve`: a page's cached, shipped-when-default ``core`` call."""
+def cache_for(lab: str, **options: Any) -> Callable[..., Callable]:
+    """``cache(fn, **more)``: ``st.cache_data(**options, **more)`` over :func:`serve`, for ``lab``'s page."""
     import streamlit as st
 
-    return st.cache_data(**options)(serve(lab, fn))
+    def cache(fn: Callable, **more: Any) -> Callable:
+        return st.cache_data(**options, **more)(serve(lab, fn))
+
+    return cache
 
 
 @functools.cache

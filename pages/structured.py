@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -14,6 +12,7 @@ from pages import _shipped as shipped
 from pages import _ui as ui
 
 LOG = {"type": "log", "exponentformat": "power"}
+XY = {"xaxis_title": "x₁", "yaxis_title": "x₂"}  # the plane of the 2-D problems
 PATH_RULES = ("cyclic", "random", "gs", "gsl")
 GS_FORMULAS = [
     r"\text{GS: } \max_b \|\nabla_b f\| \qquad \text{GSL: } \max_b \|\nabla_b f\| / \sqrt{L_b}"
@@ -67,7 +66,7 @@ radius = float(ui.number("Sphere radius r (logistic)", 0.1, 5.0, 1.0, "radius", 
 st.sidebar.markdown("**3 · Gradient sliding**")
 sl_tol = int(ui.slider("Target gap 10^−k: k", 2, 6, 4, "sl_tol"))
 restart = ui.radio("Restart rule", sliding.RESTARTS, "halving", "restart")
-cache = functools.partial(shipped.cached, "structured", max_entries=16)  # the default link's runs are shipped
+cache = shipped.cache_for("structured", max_entries=16)  # the default link's runs are shipped
 compare_rules = cache(traces.compare_rules, show_spinner="Running the selection rules…")
 newton_trace = cache(traces.newton_trace, show_spinner="Sketching Newton steps…")
 sliding_traces = cache(traces.sliding_traces, show_spinner="Sliding…")
@@ -92,11 +91,11 @@ with ui.errors("the coordinate-descent runs"):
     paths = {r: t.path for r, t in compare_rules("quadratic-2d", rules=PATH_RULES, steps=20).items()}
     fig = go.Figure()
     contour(fig, (-2.5, 2.5, -4.0, 4.0), coordinate_problems.make_problem("quadratic-2d").smooth, "f", ncontours=25)
-    fig.update_layout(height=460, title="A 2-D quadratic with L₁ = 10, L₂ = 1: one coordinate per step")
+    fig.update_layout(height=460, title="A 2-D quadratic with L₁ = 10, L₂ = 1: one coordinate per step", **XY)
     ui.chart(with_paths(fig, paths, 1, 21), "structured-2d", data=paths)
     found = compare_rules(cd_name, **cd_config, device=device)
     fig = go.Figure([go.Scatter(x=t.step, y=t.relative_gap, name=coordinate.RULES[r]) for r, t in found.items()])
-    fig.add_hline(y=1e-6, line_dash="dot", annotation_text="1e-6")
+    fig.add_hline(y=1e-6, line_dash="dot", annotation_text="1e-6").update_layout(title=f"Relative gap: {cd_name}")
     fig.update_layout(yaxis=LOG, xaxis_title="block updates", yaxis_title="(F − F*) / (F₀ − F*)", height=420)
     ui.chart(fig, "structured-gaps", data={r: {"step": t.step, "gap": t.relative_gap} for r, t in found.items()})
     reached = {r: int(t.step[-1]) if t.relative_gap[-1] <= 1e-6 else "—" for r, t in found.items()}
@@ -121,7 +120,7 @@ with ui.errors("the sketched Newton run"):
         contour(fig, box, p.objective, "f", ncontours=30)
         zero = {"contours": {"start": 0, "end": 0, "coloring": "none"}, "line": {"width": 3, "color": "crimson"}}
         contour(fig, box, lambda v: p.constraints(v)[0], "c(x) = 0", **zero)
-        fig.update_layout(height=440, title=f"{constrained_problems.PROBLEMS[cn_name]}: Newton iterates")
+        fig.update_layout(height=440, title=f"{constrained_problems.PROBLEMS[cn_name]}: Newton iterates", **XY)
         ui.chart(with_paths(fig, {"iterates": xy}, 2, len(xy)), "structured-newton", data={"x": xy})
     fig = make_subplots(1, 2, subplot_titles=("sweeps per iteration, accuracy δ", "KKT residual, violation ‖c(x)‖"))
     fig.add_trace(go.Bar(x=table["step"], y=np.maximum(table["sweeps"], 1), name="sketch sweeps"), 1, 1)
