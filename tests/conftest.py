@@ -41,17 +41,25 @@ def pytest_collection_modifyitems(config, items) -> None:
     """``gpu`` tests need CUDA: elsewhere they are skipped with that reason, never silently passed.
 
     Under pytest-xdist (`make test`: ``-n auto --dist loadgroup``) the ``browser`` tests share one worker, so one
-    `streamlit run` server and one chromium serve them all.
+    `streamlit run` server and one chromium serve them all; so do the tests of a file that share a module-scoped
+    fixture (an expensive experiment computed once, not once per worker).
     """
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(pytest.mark.xdist_group("browser"))
+        elif _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA: no CUDA device on this machine (run `pytest -m gpu` on a GPU host)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
 
 
 @pytest.fixture
