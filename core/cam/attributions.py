@@ -9,11 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from captum.attr import IntegratedGradients, Occlusion, Saliency
 from torch import nn
 
 from core.cam.gradcam import check_inputs, min_max
 from core.errors import check_int, check_positive
+
+
+def _captum() -> Any:
+    """``captum.attr``, imported on first use: it costs ~1 CPU-s, and the CAM lab's first screen does not need it."""
+    import captum.attr
+
+    return captum.attr
 
 
 def occlusion(model: nn.Module, inputs: torch.Tensor, target: Any, *, window: int = 8, stride: int = 4) -> torch.Tensor:
@@ -29,8 +35,12 @@ def occlusion(model: nn.Module, inputs: torch.Tensor, target: Any, *, window: in
     window = check_int("window", window, 1, min(inputs.shape[-2:]))
     stride = check_int("stride", stride, 1, window)
     c = inputs.shape[1]
-    attr = Occlusion(model).attribute(
-        inputs, target=target, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=0.0
+    attr = (
+        _captum()
+        .Occlusion(model)
+        .attribute(
+            inputs, target=target, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=0.0
+        )
     )
     return min_max(attr.sum(1).clamp_min(0).detach())
 
@@ -42,7 +52,7 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target: Any, *,
     """
     _, target = check_inputs(model, inputs, target)
     steps = check_int("steps", steps, 1, 256)
-    attr = IntegratedGradients(model).attribute(inputs, target=target, n_steps=steps, internal_batch_size=64)
+    attr = _captum().IntegratedGradients(model).attribute(inputs, target=target, n_steps=steps, internal_batch_size=64)
     return min_max(attr.abs().sum(1).detach())
 
 
@@ -72,7 +82,7 @@ def smoothgrad(
     gen = torch.Generator().manual_seed(int(seed))
     noise = torch.randn((n_samples, *inputs.shape), generator=gen, dtype=inputs.dtype).to(inputs.device)
     noisy = (inputs[None] + stdev * noise).flatten(0, 1).detach().requires_grad_()  # (S·N, C, H, W), sample-major
-    grads = Saliency(model).attribute(noisy, target=target.repeat(n_samples), abs=True)
+    grads = _captum().Saliency(model).attribute(noisy, target=target.repeat(n_samples), abs=True)
     return min_max(grads.view(n_samples, *inputs.shape).mean(0).sum(1).detach())
 
 

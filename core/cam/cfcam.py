@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import DBSCAN
 from torch import nn
 
 from core.cam.gradcam import layer_forward, upsample_normalize
@@ -180,6 +179,8 @@ def cluster_channels(acts: torch.Tensor, cfg: CFCAMConfig) -> tuple[np.ndarray, 
         eps = max(float(np.percentile(off, cfg.eps_percentile)) if off.size else 0.0, 1e-5)
         min_samples = max(2, int(math.floor(cfg.min_samples_frac * r)))
         if cfg.clusterer == "sklearn":
+            from sklearn.cluster import DBSCAN  # imported here: scikit-learn costs ~2 CPU-s, the default is "fast"
+
             labels[rest] = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit(dist).labels_
         else:
             labels[rest] = dbscan_precomputed(dist, eps, min_samples)
