@@ -43,12 +43,35 @@ class Study:
     diverged_at: int | None = None
     lr: float | None = None  # the base learning rate when it is not the optimizer's frozen one
 
+    def __post_init__(self) -> None:
+        check_choice("workload", self.workload, tuple(WORKLOADS))
+        check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        check_int("seed", self.seed, 0)
+        columns = {"steps": self.steps, "seconds": self.seconds, "values": self.values, "beliefs": self.beliefs}
+        if len({len(c) for c in columns.values()}) != 1:
+            raise OptiscopeError(f"Expected a study's columns of one length, but got {_lengths(columns)}")
+        for name, column in columns.items():
+            _check_finite(name, [v for v in column if v is not None or name != "beliefs"])
+
     def time_to(self, target: float, clock: str = "steps") -> float:
         """This study's time to ``target`` on ``clock`` (∞ if it never reaches it)."""
         check_choice("clock", clock, ("steps", "seconds"))
         clocks = self.steps if clock == "steps" else self.seconds
         hit = next((t for t, v in zip(clocks, self.values, strict=True) if v <= target), math.inf)
         return float(hit)
+
+
+def _lengths(columns: Mapping[str, Sequence]) -> dict[str, int]:
+    return {name: len(column) for name, column in columns.items()}
+
+
+def _check_finite(name: str, numbers: Sequence) -> None:
+    try:
+        finite = all(math.isfinite(float(v)) for v in numbers)
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise OptiscopeError(f"Expected `{name}` to hold finite numbers, but got {tuple(numbers)!r:.80}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +151,11 @@ def race_times(
         for w in workloads
     ]
     per: dict[tuple[str, str], list[float]] = {lane: [] for lane in lanes}
+    if not all(isinstance(s, Study) for s in studies):
+        raise OptiscopeError(f"Expected `studies` to hold Study records, but got {studies!r:.80}")
+    if missing := {s.workload for s in studies} - set(targets):
+        raise OptiscopeError(f"Expected `targets` for every workload of `studies`, but got none for {sorted(missing)}")
+    _check_finite("targets", [targets[s.workload] for s in studies])
     for s in studies:
         per.setdefault((s.optimizer, s.workload), []).append(s.time_to(targets[s.workload], clock))
     times: dict[str, dict[str, float]] = {}
