@@ -111,8 +111,7 @@ def main() -> None:
         "",
         "NoProp here trains its T blocks in one batched step (stacked weights, one AdamW), so the memory it saves for "
         "backward is the sum over blocks; trained one block at a time it would be about 1/T of it (not measured). "
-        "Backprop through the "
-        "chain also runs the whole noisy chain forward. The MLP is one block's size.",
+        "Backprop through the chain also runs the whole noisy chain forward. The MLP is one block's size.",
     ]
     publish("learning_rules", lines, quick=args.quick, headline=headline | xor_headline | mult_headline)
 

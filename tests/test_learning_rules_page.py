@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.learning_rules import boolean_task, rrr_run, shipped, theory
+from core.data.digits import load_digits_split
+from core.learning_rules import boolean_task, noprop_run, rrr_run, shipped, theory
 
 PAGE = "pages/learning_rules.py"
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,15 @@ def test_noprop_default_view_shows_the_shipped_comparison(open_page):
     assert (landed == np.arange(10)).sum() >= 8  # measured 9 of 10 (the first test 3 is read as a 5)
     bars = _array(chain["frames"][-1]["data"][1]["y"])
     assert int(bars.argmax()) == 2  # the default digit 2 ends at its own class
+
+
+def test_noprop_live_step_shows_the_core_accuracy(open_page):
+    at = open_page(PAGE, method="mlp", epochs="2")
+    at.button(key="lr-noprop-step").click().run()
+    assert not at.exception
+    first = next(noprop_run(load_digits_split(0.2), method="mlp", steps=2, seed=0))
+    assert _metric(at, "epoch") == "1"
+    assert float(_metric(at, "test acc (noise-free)")) == pytest.approx(first.accuracy_noise_free, abs=1e-3)
 
 
 def test_rrr_default_view_draws_the_solved_xor_net_and_its_truth_table(open_page):
