@@ -72,11 +72,12 @@ def measured(row: Row, r: Results) -> str:
         return f"no run in the history yet: `python bench/{r.name}.py`"
     medians = {key: r.median(key) for key in row.keys or r.keys()}
     counts = sorted({n for _, n in medians.values()})
-    runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    kind = "runs, all on a busy machine" if r.busy else "quiet runs"
-    return (
-        "; ".join(f"{key} **{_number(value)}**" for key, (value, _) in medians.items()) + f" (median of {runs} {kind})"
-    )
+    if counts == [1]:
+        over = "1 run, on a busy machine" if r.busy else "1 quiet run"
+    else:
+        runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        over = f"median of {runs} " + ("runs, all on a busy machine" if r.busy else "quiet runs")
+    return "; ".join(f"{key} **{_number(value)}**" for key, (value, _) in medians.items()) + f" ({over})"
 
 
 def _number(x: float) -> str:
