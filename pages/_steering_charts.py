@@ -24,6 +24,12 @@ ELUCD = [
     r"\tilde D = D_u + s\,(1 + \gamma \sin(\pi i / N))\,\frac{\sigma^2}{\sqrt{1 + \sigma^2}}\, g,"
     r"\qquad \text{oracle: } D_c - D_u = \sigma^2 \nabla \log p_\sigma(y \mid x)",
 ]
+PAPERS = (
+    "Papers: [Dynamic CFG via online feedback](https://arxiv.org/abs/2509.16131) ·"
+    " [CFG-MP / CFG-MP+](https://arxiv.org/abs/2601.21892) · [EluCD](https://arxiv.org/abs/2310.11311)."
+    " Models: the guidance lab's exact 2-D mixture and shipped digits UNet; nothing is trained here but the"
+    " 2-D clean-data classifier (about 1 s)."
+)
 REFERENCES = {
     "dynamic": "Papalampidi et al. 2025, Dynamic CFG via online feedback (arXiv:2509.16131). No public code: the"
     " evaluators here are proxies (exact log-densities in 2-D; on digits the shipped classifier and the distance to"

@@ -89,7 +89,7 @@ with ui.errors("the 2-D mixture"):
     for row in table.to_dict("records"):
         st.markdown(f"**{row.pop('sampler')}**")
         ui.metrics(row)
-    ui.explainer(METHODS[method], charts.FORMULAS[method], None, charts.REFERENCES[method])
+    ui.explainer(METHODS[method], charts.FORMULAS[method], None, charts.REFERENCES[method], text=charts.PAPERS)
 
     st.subheader("Live: watch the method step by step")
     levels = D.levels(steps)
