@@ -305,3 +305,18 @@ def test_cuda_matches_cpu(cuda):
         assert b.accuracy == pytest.approx(a.accuracy, abs=0.05) and b.cosine == pytest.approx(a.cosine, abs=0.05)
     a, b = (last_state(noprop_run(d, steps=5, seed=0)) for d in (data, gpu))
     assert b.chain_z.device.type == "cuda" and b.accuracy_noise_free == pytest.approx(a.accuracy_noise_free, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: rrr_run(XOR_IN, XOR_OUT, seed=math.nan), "seed"),
+        (lambda: rules_run(load_digits_split(0.2), seed=-1), "seed"),
+        (lambda: estimate(lambda p: p.sum(-1), torch.zeros(3, dtype=torch.complex64)), "floating"),
+        (lambda: margin_project(torch.ones(2), torch.ones(3), torch.tensor(1.0)), "one shape"),
+        (lambda: margin_project(torch.ones(2), torch.ones(2), torch.tensor([float("nan")])), "finite"),
+    ],
+)
+def test_fuzz_findings_are_refused_with_a_message(call, match):
+    with pytest.raises(OptiscopeError, match=match):
+        call()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
+from core.learning_rules.perturbation import check_seed
 
 METHODS = ("noprop", "backprop_chain", "mlp")
 EPOCH_BUDGET = 2_000  # epochs × blocks: keeps one run under about a minute on one CPU core
@@ -171,7 +172,7 @@ def run(
     eta, lr = check_range("eta", eta, 1e-9, 1e3), check_range("lr", lr, 1e-9, 1.0)
     check_budget("epochs × blocks", steps * T, EPOCH_BUDGET)
     x, y, x_test, y_test = check_digits(data, device)
-    return _loop(x, y, x_test, y_test, method, T, eta, steps, width, lr, batch_size, seed)
+    return _loop(x, y, x_test, y_test, method, T, eta, steps, width, lr, batch_size, check_seed(seed))
 
 
 def check_digits(data: dict[str, torch.Tensor], device=None) -> tuple[torch.Tensor, ...]:

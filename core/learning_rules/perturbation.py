@@ -22,11 +22,18 @@ ESTIMATORS = ("weight", "antithetic", "spsa", "forward")
 PROBE_BUDGET = 5e7  # n_samples × d floats of directions held at once
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` as an int a ``torch.Generator`` takes."""
+    return check_int("seed", seed, 0, 2**63 - 1)
+
+
 def check_tensor(name: str, value: torch.Tensor, *, dim: int | None = None) -> torch.Tensor:
-    """``value`` if it is a non-empty tensor of finite numbers (with ``dim`` dimensions when given)."""
+    """``value`` if it is a non-empty real floating tensor of finite numbers (with ``dim`` dimensions when given)."""
     if not isinstance(value, torch.Tensor) or value.numel() == 0 or (dim is not None and value.dim() != dim):
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise OptiscopeError(f"Expected `{name}` to be a non-empty {dim or ''}-d tensor, but got {shape}")
+    if not value.is_floating_point():
+        raise OptiscopeError(f"Expected `{name}` to hold real floating-point numbers, but got {value.dtype}")
     if not bool(torch.isfinite(value).all()):
         raise OptiscopeError(f"Expected `{name}` to hold finite numbers, but it holds NaN or inf")
     return value
@@ -65,7 +72,7 @@ def estimate(
     n_samples, sigma = check_int("n_samples", n_samples), check_positive("sigma", sigma)
     params = check_tensor("params", params, dim=1)
     check_budget("probe floats n_samples·d", n_samples * params.numel(), PROBE_BUDGET)
-    g = generator(seed, params.device)
+    g = generator(check_seed(seed), params.device)
     shape = (n_samples, params.numel())
     if method == "spsa":
         u = torch.randint(0, 2, shape, generator=g, device=params.device).to(params.dtype) * 2 - 1
@@ -97,7 +104,7 @@ def node_perturbation(
     """
     sigma = check_positive("sigma", sigma)
     _check_mlp(params, check_tensor("inputs", inputs, dim=2), target)
-    g = generator(seed, inputs.device)
+    g = generator(check_seed(seed), inputs.device)
     a1 = inputs @ params["w1"].T + params["b1"]
     xi1 = torch.randn(a1.shape, generator=g, device=a1.device, dtype=a1.dtype)
     h_clean, h_noisy = torch.relu(a1), torch.relu(a1 + sigma * xi1)
@@ -119,6 +126,9 @@ def _check_mlp(params: dict[str, torch.Tensor], inputs: torch.Tensor, target: to
     expected = {"w1": (h, inputs.shape[1]), "b1": (h,), "w2": (c, h), "b2": (c,)}
     if shapes != expected:
         raise OptiscopeError(f"Expected `params` shaped {expected} for inputs {tuple(inputs.shape)}, but got {shapes}")
+    dtypes = {str(t.dtype) for t in (*params.values(), inputs)}
+    if len(dtypes) > 1:
+        raise OptiscopeError(f"Expected `params` and `inputs` of one dtype, but got {sorted(dtypes)}")
     if target.shape != inputs.shape[:1] or target.dtype != torch.long or not bool(((target >= 0) & (target < c)).all()):
         raise OptiscopeError(f"Expected `target` of {len(inputs)} class indices in [0, {c}), but got {target!r}")
 
@@ -128,7 +138,7 @@ def error_vs_dimension(
 ) -> list[dict[str, float]]:
     """Measured relative error and cosine of ``method`` on a linear loss L(θ) = g·θ (exact slopes, so only the
     directions' variance shows), beside :func:`theory`, one row per d."""
-    dims = [check_int("dims", d, 1, 10**6) for d in dims]
+    dims, seed = [check_int("dims", d, 1, 10**6) for d in dims], check_seed(seed)
     repeats, rows = check_int("repeats", repeats, 1, 10_000), []
     for d in dims:
         true = torch.randn(d, dtype=torch.float64, generator=torch.Generator().manual_seed(d))

@@ -21,7 +21,7 @@ import torch
 
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
-from core.learning_rules.perturbation import check_tensor
+from core.learning_rules.perturbation import check_seed, check_tensor
 
 ITERATION_BUDGET = 5e9  # runs × items × weights × iterations
 
@@ -36,13 +36,12 @@ def margin_project(w: torch.Tensor, x: torch.Tensor, c: torch.Tensor) -> tuple[t
     """
     w, x, c = check_tensor("w", w), check_tensor("x", x), check_tensor("c", c)
     try:
-        torch.broadcast_shapes(c.shape, w.shape[:-1])
-        fits = w.shape == x.shape
+        fits = w.shape == x.shape and torch.broadcast_shapes(c.shape, w.shape[:-1]) == w.shape[:-1]
     except RuntimeError:
         fits = False
     if not fits:
         raise OptiscopeError(
-            f"Expected `w` and `x` of one shape (..., m) and `c` of a shape that broadcasts with (...), but got "
+            f"Expected `w` and `x` of one shape (..., m) and `c` of a shape that broadcasts to (...), but got "
             f"{tuple(w.shape)}, {tuple(x.shape)} and {tuple(c.shape)}"
         )
     return _margin_project(w, x, c)
@@ -175,7 +174,7 @@ def run(
     widths = (inputs.shape[1], *hidden, targets.shape[1])
     n_weights = sum((a + 1) * b for a, b in pairwise(widths))
     check_budget("run·item·weight·iterations", n_runs * len(inputs) * n_weights * steps, ITERATION_BUDGET)
-    return _loop(inputs.double(), targets.double(), widths, beta, gapstop, steps, every, n_runs, seed)
+    return _loop(inputs.double(), targets.double(), widths, beta, gapstop, steps, every, n_runs, check_seed(seed))
 
 
 def _check_boolean(name: str, t: torch.Tensor) -> torch.Tensor:

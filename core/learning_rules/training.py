@@ -19,7 +19,7 @@ from torch.func import vmap
 from core.device import generator
 from core.errors import check_budget, check_choice, check_int, check_range
 from core.learning_rules.noprop import check_digits
-from core.learning_rules.perturbation import estimate, mlp_loss, node_perturbation
+from core.learning_rules.perturbation import check_seed, estimate, mlp_loss, node_perturbation
 
 RULES = {
     "backprop": "Backprop",
@@ -100,7 +100,7 @@ def run(
     work = steps * (config.n_samples + 2) * config.batch_size * n_params
     check_budget("multiply-adds steps·(probes+2)·batch·parameters", work, WORK_BUDGET)
     x, y, x_test, y_test = check_digits(data, device)
-    return _loop(x.double(), y, x_test.double(), y_test, config, steps, every, seed)
+    return _loop(x.double(), y, x_test.double(), y_test, config, steps, every, check_seed(seed))
 
 
 def _init(hidden: int, g: torch.Generator, device) -> torch.Tensor:
