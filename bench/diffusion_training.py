@@ -39,7 +39,7 @@ def main() -> None:
         "teacher CFG, 4 steps (naive)": (distilled.teacher_cfg(teacher, w), 4, 8),
         "distilled student, 4 steps": (distilled.student_eps(student, w), 4, 4),
     }
-    note = quiet()
+    quiet()  # its load note heads the report
     calls = {name: (lambda p=p, k=k: distilled.sample(p, labels, k, 0)) for name, (p, k, _) in samplers.items()}
     timings = interleaved(calls, repeats=3 if args.quick else 7)
     judge = distilled.independent_classifier()
@@ -47,7 +47,7 @@ def main() -> None:
     lines = [
         f"# Diffusion training lab benchmark ({'quick' if args.quick else 'full'}: {n} samples a call, w = {w:g})",
         "",
-        f"{note}. One thread; timings: median (min–max) over interleaved rounds, per sample.",
+        "One thread; timings: median (min–max) over interleaved rounds, per sample.",
         "",
         "| sampler | model calls (NFE) per sample | wall time per sample | class accuracy (200) | nn-rms (200) |",
         "|---|---|---|---|---|",
