@@ -34,7 +34,7 @@ def consensus_weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def _weights(fx: torch.Tensor, alpha: float) -> torch.Tensor:
     shifted = fx - fx.amin(dim=-1, keepdim=True)  # >= 0, with a 0 at the best particle
-    return torch.softmax(-alpha * shifted, dim=-1)
+    return torch.softmax(shifted.mul_(-alpha), dim=-1)
 
 
 def consensus(x: torch.Tensor, fx: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -65,9 +65,13 @@ def consensus(x: torch.Tensor, fx: torch.Tensor, alpha: float) -> torch.Tensor:
     return gibbs_mean(x, fx, alpha)
 
 
-def gibbs_mean(x: torch.Tensor, fx: torch.Tensor, alpha: float) -> torch.Tensor:
-    """:func:`consensus` without its checks, for the loops: non-finite values flow through (they flag divergence)."""
-    return torch.einsum("...n,...nd->...d", _weights(fx, alpha).to(x.dtype), x)
+def gibbs_mean(x: torch.Tensor, fx: torch.Tensor, alpha: float, *, keepdim: bool = False) -> torch.Tensor:
+    """:func:`consensus` without its checks, for the loops: non-finite values flow through (they flag divergence).
+
+    Shapes: x: (..., N, d), fx: (..., N) -> (..., d), or (..., 1, d) with ``keepdim`` (what the step broadcasts).
+    """
+    v = torch.matmul(_weights(fx, alpha).to(x.dtype).unsqueeze(-2), x)  # (..., 1, d)
+    return v if keepdim else v.squeeze(-2)
 
 
 def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 
@@ -22,29 +23,59 @@ from core.cbo.state import (
 from core.device import generator
 from core.errors import OptiscopeError
 
+NOISE_CHUNK = 2**18  # noise elements drawn per generator call: many steps at once for small swarms (one call each)
+
+
+def noise_law(config: CBOConfig) -> tuple[float, float]:
+    """(mean, std) of the noise :func:`cbo_update` takes per coordinate, drawn in one pass with ``normal_``.
+
+    Anisotropic: the whole factor ``sigma sqrt(dt) xi - lam dt`` of ``x - v`` (so the step is one fused pass);
+    isotropic: ``sigma sqrt(dt) xi``, scaled by ``||x - v||`` in the step.
+
+    >>> noise_law(CBOConfig(sigma=2.0, lam=1.0, dt=0.25))
+    (-0.25, 1.0)
+    """
+    std = config.sigma * math.sqrt(config.dt)
+    return (-config.lam * config.dt, std) if config.noise == "anisotropic" else (0.0, std)
+
 
 def cbo_update(
-    x: torch.Tensor, v: torch.Tensor, xi: torch.Tensor, *, lam: float, sigma: float, dt: float, noise: str
+    x: torch.Tensor, v: torch.Tensor, drawn: torch.Tensor, *, lam: float, dt: float, noise: str, inplace: bool = False
 ) -> torch.Tensor:
     """One Euler-Maruyama step of CBO: https://arxiv.org/abs/1604.05648
 
-    ``x - lam dt (x - v) + sigma sqrt(dt) D(x - v) xi`` (pure; ``xi`` is consumed), where
-    D(u) = diag(u) (anisotropic) or ||u|| I (isotropic).
+    ``x - lam dt (x - v) + sigma sqrt(dt) D(x - v) xi``, where D(u) = diag(u) (anisotropic) or ||u|| I
+    (isotropic), with the noise already drawn from :func:`noise_law` as ``drawn``. ``inplace`` writes into
+    ``x`` (the loop does so once ``x`` is its own, never into a yielded state).
 
     Shapes:
-        x: (M, N, d), v: (M, d), xi: (M, N, d) -> (M, N, d)
+        x: (M, N, d), v: (M, 1, d), drawn: (M, N, d) -> (M, N, d)
 
-    >>> cbo_update(torch.ones(1, 1, 2), torch.zeros(1, 2), torch.zeros(1, 1, 2), lam=1.0, sigma=1.0, dt=0.5,
+    >>> cbo_update(torch.ones(1, 1, 2), torch.zeros(1, 1, 2), torch.full((1, 1, 2), -0.5), lam=1.0, dt=0.5,
     ...            noise="anisotropic")
     tensor([[[0.5000, 0.5000]]])
     """
-    diff = x - v.unsqueeze(-2)  # (M, N, d)
-    s = sigma * math.sqrt(dt)
-    if noise == "anisotropic":
-        # x + diff * (s xi - lam dt): one fused pass instead of three
-        return torch.addcmul(x, diff, xi.mul_(s).sub_(lam * dt))
-    scale = diff.norm(dim=-1, keepdim=True) * s  # (M, N, 1)
-    return torch.addcmul(x.sub(diff, alpha=lam * dt), scale, xi)
+    diff = x - v  # (M, N, d)
+    if noise == "anisotropic":  # x + diff * (sigma sqrt(dt) xi - lam dt): one fused pass
+        return x.addcmul_(diff, drawn) if inplace else torch.addcmul(x, diff, drawn)
+    scale = diff.norm(dim=-1, keepdim=True)  # (M, N, 1)
+    moved = x.sub_(diff, alpha=lam * dt) if inplace else x.sub(diff, alpha=lam * dt)
+    return moved.addcmul_(scale, drawn)
+
+
+def _draws(g: torch.Generator, x: torch.Tensor, config: CBOConfig, steps: int) -> Iterator[torch.Tensor]:
+    """The noise of ``steps`` steps, one (M, N, d) tensor per step, drawn in chunks of about NOISE_CHUNK elements."""
+    mean, std = noise_law(config)
+    per_chunk = min(steps, max(1, NOISE_CHUNK // x.numel()))
+    # torch's CPU sampler is vectorised (AVX2) for float32 only: float64 draws measured ~5x slower, most of a
+    # float64 step. Float32 draws cast to float64 follow the same law to 2**-24; the step's arithmetic stays float64.
+    fast = torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
+    buffer = x.new_empty((per_chunk, *x.shape), dtype=fast)  # refilled: each draw is used before the next chunk
+    cast = None if fast == x.dtype else x.new_empty(buffer.shape)
+    for first in range(0, steps, per_chunk):
+        size = min(per_chunk, steps - first)
+        drawn = buffer[:size].normal_(mean, std, generator=g)
+        yield from drawn if cast is None else cast[:size].copy_(drawn)
 
 
 def run(
@@ -107,24 +138,74 @@ def _loop(objective, x, single, g, config: CBOConfig, steps: int, every: int) ->
         v = gibbs_mean(x, fx, alpha)  # (M, d)
         div = ~finite_runs(fx, v)  # (M,) runs that start at +inf energies count as diverged
         yield make_state(0, dt, x, fx, v, alpha, div, single)
-        any_div = bool(div.any())
-        for k in range(1, steps + 1):
-            xi = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-            x_new = cbo_update(x, v, xi, lam=config.lam, sigma=config.sigma, dt=dt, noise=config.noise)
-            alpha = min(alpha * config.alpha_growth, config.alpha_max) if config.alpha_growth != 1.0 else alpha
-            fx_new = evaluate(objective, x_new)
-            v_new = gibbs_mean(x_new, fx_new, alpha)
-            bad = ~finite_runs(fx_new, v_new) | div
-            newly = bool((bad & ~div).any())  # the one host sync per step
-            if any_div or newly:
-                # freeze blown-up runs at their last finite state instead of propagating NaN
-                keep = bad.view(-1, 1, 1)
-                x_new = torch.where(keep, x, x_new)
-                fx_new = torch.where(bad.view(-1, 1), fx, fx_new)
-                v_new = torch.where(bad.view(-1, 1), v, v_new)
-                div, any_div = bad, True
-            x, fx, v = x_new, fx_new, v_new
-            if k % every == 0 or k == steps or newly or (any_div and bool(div.all())):
-                yield make_state(k, dt, x, fx, v, alpha, div, single)
-            if any_div and bool(div.all()):
+        done = 0
+        while done < steps:
+            n = min(every - done % every, steps - done)  # steps to the next state yielded on schedule
+            if not bool(div.any()):
+                before = g.get_state()
+                end = _segment(objective, x, v, alpha, _draws(g, x, config, n), config)
+                if bool(end[-1].all()):  # every run stayed finite: the segment's one host sync
+                    x, fx, v, alpha, done = *end[:4], done + n
+                    yield make_state(done, dt, x, fx, v, alpha, div, single)
+                    continue
+                g.set_state(before)  # a run blew up in there: replay the segment step by step, with the same draws
+            replay = _checked_segment(objective, (x, fx, v, div), alpha, _draws(g, x, config, n), config, done)
+            for state in replay:
+                yield make_state(state.step, dt, state.x, state.fx, state.v, state.alpha, state.div, single)
+            done, x, fx, v, div, alpha = state
+            if bool(div.all()):
                 return
+
+
+def _grow(alpha: float, config: CBOConfig) -> float:
+    return min(alpha * config.alpha_growth, config.alpha_max) if config.alpha_growth != 1.0 else alpha
+
+
+def _segment(objective, x, v, alpha: float, draws: Iterator[torch.Tensor], config: CBOConfig):
+    """Steps with no host sync: returns the end and, per run, whether every energy and the end were finite."""
+    v = v.unsqueeze(-2)  # (M, 1, d)
+    totals = []  # per step (M,): non-finite iff some energy of the run was (or the sum overflowed: a replay decides)
+    for j, drawn in enumerate(draws):
+        x = cbo_update(x, v, drawn, lam=config.lam, dt=config.dt, noise=config.noise, inplace=j > 0)
+        alpha = _grow(alpha, config)
+        fx = evaluate(objective, x)
+        totals.append(fx.sum(dim=-1))
+        v = gibbs_mean(x, fx, alpha, keepdim=True)
+    v = v.squeeze(-2)
+    return x, fx, v, alpha, finite_runs(fx, v) & torch.isfinite(torch.stack(totals).sum(dim=0))
+
+
+class _Step(NamedTuple):
+    step: int
+    x: torch.Tensor
+    fx: torch.Tensor
+    v: torch.Tensor
+    div: torch.Tensor
+    alpha: float
+
+
+def _checked_segment(objective, start, alpha: float, draws: Iterator[torch.Tensor], config: CBOConfig, done: int):
+    """Steps with a divergence check each (one host sync per step): a run whose values turn non-finite is frozen
+    at its last finite state and flagged. Yields ``(step, x, fx, v, div, alpha)`` at each new divergence and at
+    the end, or once every run has diverged (then stops)."""
+    x, fx, v, div = start
+    any_div = bool(div.any())
+    for step, drawn in enumerate(draws, done + 1):
+        x_new = cbo_update(x, v.unsqueeze(-2), drawn, lam=config.lam, dt=config.dt, noise=config.noise)
+        alpha = _grow(alpha, config)
+        fx_new = evaluate(objective, x_new)
+        v_new = gibbs_mean(x_new, fx_new, alpha)
+        bad = ~finite_runs(fx_new, v_new) | div
+        newly = bool((bad & ~div).any())
+        if any_div or newly:  # freeze blown-up runs at their last finite state instead of propagating NaN
+            x_new = torch.where(bad.view(-1, 1, 1), x, x_new)
+            fx_new = torch.where(bad.view(-1, 1), fx, fx_new)
+            v_new = torch.where(bad.view(-1, 1), v, v_new)
+            div, any_div = bad, True
+        x, fx, v = x_new, fx_new, v_new
+        if newly or bool(div.all()):
+            yield _Step(step, x, fx, v, div, alpha)
+            if bool(div.all()):
+                return
+    if not newly:
+        yield _Step(step, x, fx, v, div, alpha)

@@ -22,8 +22,9 @@ def rastrigin(x: torch.Tensor, a: float = 10.0) -> torch.Tensor:
     >>> rastrigin(torch.zeros(3, 20))
     tensor([0., 0., 0.])
     """
-    # summing x^2 and cos separately is ~4x faster on CPU than the textbook one-liner (fewer temporaries)
-    return x.square().sum(dim=-1) - a * torch.cos(x * (2 * math.pi)).sum(dim=-1) + a * x.shape[-1]
+    # x^2 - a cos(2 pi x) built in one temporary, then one sum: fewer passes over memory than the textbook form
+    terms = torch.mul(x, 2 * math.pi).cos_().mul_(-a).addcmul_(x, x)
+    return terms.sum(dim=-1).add_(a * x.shape[-1])
 
 
 def ackley(x: torch.Tensor) -> torch.Tensor:
