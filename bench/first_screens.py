@@ -5,7 +5,7 @@ router's gallery rendered first so that imports are not counted. CPU seconds (``
 thread of the process) are the number that matters on a shared machine; wall seconds vary with its load.
 A lab's background job or live player may still be working after its first render: that is not counted.
 
-    python bench/first_screens.py [--quick] [slug ...]
+    python bench/first_screens.py [--quick] [slug ...]   # the results file holds the labs of the last full run
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
     for slug in slugs:
         lines.append(row(slug, measure(slug, "cold"), measure(slug, "warm")))
         print(lines[-1], flush=True)
-    publish("first_screens", lines, quick=args.quick or bool(args.slugs))
+    publish("first_screens", lines, quick=args.quick)
 
 
 if __name__ == "__main__":
