@@ -163,6 +163,26 @@ def test_one_diverging_run_is_frozen_while_the_others_continue():
     assert all(torch.isfinite(s.x).all() for s in states)
 
 
+def test_a_blow_up_inside_an_unwatched_segment_is_replayed_and_flagged_at_its_step():
+    # every=100: steps between states run without a per-step check; the blow-up is found at the segment's end and
+    # the segment replayed step by step with the same draws, so the state of the step it happened is yielded too
+    def cliff(x):
+        f = quadratic(x)
+        return torch.where(x.abs().amax(-1) > 50, torch.full_like(f, math.inf), f)
+
+    x0 = torch.stack([torch.zeros(20, 2, dtype=torch.float64), _rand(20, 2)])
+    kwargs = {"alpha": 1e-3, "sigma": 3.0, "steps": 300, "noise": "isotropic", "seed": 0}
+    states = list(_cbo(cliff, x0, every=100, **kwargs))
+    steps = [s.step for s in states]
+    flagged = next(s for s in states if s.diverged)
+    assert flagged.step % 100 != 0 and steps[-1] == 300 and {0, 100, 200, 300} <= set(steps)
+    assert flagged.diverged_runs.tolist() == [False, True] and all(torch.isfinite(s.x).all() for s in states)
+    again = list(_cbo(cliff, x0, every=100, **kwargs))  # the replay drew the same noise: the same run again
+    assert all(torch.equal(a.x, b.x) for a, b in zip(states, again, strict=True))
+    # the frozen run kept its last finite particles from the flagged step on
+    assert torch.equal(states[-1].x[1], flagged.x[1])
+
+
 @pytest.mark.parametrize(
     ("x0", "kwargs", "match"),
     [
