@@ -189,3 +189,16 @@ def test_training_and_regression_on_cuda_match_the_cpu(cuda) -> None:
     b = last_state(R.regress(problem_gpu, width=256, steps=50))
     assert b.test_error == pytest.approx(a.test_error, rel=1e-6)
     assert b.gap == pytest.approx(a.gap, rel=1e-4, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_self_npo_minus_five_makes_an_anti_class_model(mixture, base) -> None:
+    config = TrainConfig(objective="self_npo", lr=1e-3, w_neg=-5.0)
+    negative = last_state(run(base, mixture, config=config, steps=NPO_STEPS, every=NPO_STEPS)).model
+    x, null = 5.0 * torch.randn((1000, 2), generator=torch.Generator().manual_seed(5)), torch.full((1000,), 8)
+    with torch.no_grad():
+        ratio = negative(x, 5.0, null).norm(dim=1).mean() / base(x, 5.0, null).norm(dim=1).mean()
+    assert ratio > 4  # notes §5(e): 8.3× at σ = 5 (one seed)
+    plain = radius(partial(sampling.model_cfg, base, w=3.0), sampling.grid(32))
+    npo = radius(partial(sampling.model_cfg, base, w=3.0, negative=negative), sampling.grid(32))
+    assert plain - npo > 0.1, (plain, npo)  # the anti-class branch pulls CFG inward (notes: 2.075 → 1.734)
