@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from core.blackbox.problems import BOUND_LIMIT
 from core.device import generator
 from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
 
@@ -137,7 +138,8 @@ def check_problem(problem) -> tuple[torch.Tensor, torch.Tensor]:
     lo, hi = getattr(problem, "lo", None), getattr(problem, "hi", None)
     if not callable(problem) or not isinstance(lo, torch.Tensor) or not isinstance(hi, torch.Tensor):
         raise OptiscopeError(f"Expected a Problem (see core.blackbox.make_problem), but got {type(problem).__name__}")
-    if lo.dim() != 1 or lo.shape != hi.shape or not bool((lo < hi).all()):
+    finite = all(t.is_floating_point() and bool((t.abs() <= BOUND_LIMIT).all()) for t in (lo, hi))  # NaN fails
+    if not finite or lo.dim() != 1 or lo.shape != hi.shape or not bool((lo < hi).all()):
         raise OptiscopeError(f"Expected bounds with lo < hi in every coordinate, but got lo={lo!r:.60}, hi={hi!r:.60}")
     return lo, hi
 

@@ -47,8 +47,7 @@ def check_inputs(model: nn.Module, inputs: torch.Tensor, target: int | None) -> 
         raise OptiscopeError(f"Expected `inputs` to hold one input (1, ...) to explain, but got {tuple(inputs.shape)}")
     if not torch.isfinite(inputs).all():
         raise OptiscopeError("Expected `inputs` to be finite, but it holds NaN or infinite values")
-    with torch.no_grad():
-        out = model(inputs)
+    out = first_call(model, inputs)
     outputs = 1 if out.dim() == 1 else math.prod(out.shape[1:])
     if out.dim() > 2:
         raise OptiscopeError(f"Expected the model to return (N,) or (N, C) outputs, but got {tuple(out.shape)}")
@@ -57,6 +56,20 @@ def check_inputs(model: nn.Module, inputs: torch.Tensor, target: int | None) -> 
             raise OptiscopeError(f"Expected a `target` class between 0 and {outputs - 1}, but got None")
         return None
     return check_int("target", target, 0, outputs - 1)
+
+
+def first_call(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The model on ``inputs`` (no grad): inputs it cannot take (a wrong dtype or size) are a message, not a traceback."""
+    try:
+        with torch.no_grad():
+            out = model(inputs)
+    except RuntimeError as err:
+        raise OptiscopeError(
+            f"Expected `inputs` the model can take, but {_describe(inputs)} failed: {str(err).splitlines()[0]:.120}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() == 0:
+        raise OptiscopeError(f"Expected the model to return (N,) or (N, C) outputs, but got {_describe(out)}")
+    return out
 
 
 def _describe(value: object) -> str:
@@ -163,7 +176,12 @@ def lfa(
     """
     nb, loss, features, target, n_samples = _checked(model, inputs, neighbourhood, loss, target, features, n_samples)
     s = sample(
-        nb, inputs, features, n_samples, generator(check_int("seed", seed, 0), inputs.device), _check_config(config)
+        nb,
+        inputs,
+        features,
+        n_samples,
+        generator(check_int("seed", seed, 0, 2**63 - 1), inputs.device),
+        _check_config(config),
     )
     if loss == "gradient":
         return gradients(model, s, inputs, features, target, nb).mean(0)
@@ -210,7 +228,12 @@ def faithfulness(
     d = int(features.max()) + 1
     w = _stack(attributions, d, inputs)  # (m, d)
     s = sample(
-        nb, inputs, features, n_samples, generator(check_int("seed", seed, 0), inputs.device), _check_config(config)
+        nb,
+        inputs,
+        features,
+        n_samples,
+        generator(check_int("seed", seed, 0, 2**63 - 1), inputs.device),
+        _check_config(config),
     )
     if loss == "gradient":
         g = gradients(model, s, inputs, features, target, nb)  # (n, d)
@@ -229,9 +252,10 @@ def _stack(attributions: Mapping[str, torch.Tensor], d: int, inputs: torch.Tenso
         raise OptiscopeError("Expected at least one attribution to score, but got none")
     rows = []
     for name, w in attributions.items():
-        if not isinstance(w, torch.Tensor) or w.numel() != d:
+        real = isinstance(w, torch.Tensor) and w.is_floating_point() and w.numel() == d
+        if not real or not bool(torch.isfinite(w).all()):
             raise OptiscopeError(
-                f"Expected attribution `{name}` to hold {d} values (one per feature), but got {_describe(w)}"
+                f"Expected attribution `{name}` to hold {d} finite real values (one per feature), but got {_describe(w)}"
             )
         rows.append(w.detach().reshape(d).to(device=inputs.device, dtype=inputs.dtype))
     return torch.stack(rows)

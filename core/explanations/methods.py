@@ -295,7 +295,7 @@ def explain(
     m = METHODS[check_choice("method", method, METHODS)]
     _, _, features, target, n_samples = _checked(model, inputs, m.neighbourhood, m.loss, target, features, n_samples)
     d, config = int(features.max()) + 1, _check_config(config)
-    with _seeded_global_rng(check_int("seed", seed, 0), inputs.device):
+    with _seeded_global_rng(check_int("seed", seed, 0, 2**63 - 1), inputs.device):
         return m.attribute(lambda x: output(model, x, target), inputs, features, d, n_samples, seed, config)
 
 

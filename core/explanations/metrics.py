@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from core.device import generator
-from core.errors import OptiscopeError, check_choice, check_int, check_positive
-from core.explanations.lfa import output
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.explanations.lfa import SAMPLE_ELEMENT_BUDGET, _describe, first_call, output
 
 AGREEMENT = {
     "l1": "mean |a − b|",
@@ -29,12 +29,8 @@ def agreement(attributions: Mapping[str, torch.Tensor], *, k: int = 5) -> dict[s
     tensor([[ 1., -1.],
             [-1.,  1.]])
     """
-    if len(attributions) < 1:
-        raise OptiscopeError("Expected at least one attribution, but got none")
-    shapes = {tuple(a.shape) for a in attributions.values()}
-    if len(shapes) != 1:
-        raise OptiscopeError(f"Expected attributions of one shape, but got {sorted(shapes)}")
-    a = torch.stack([v.detach().reshape(-1, v.shape[-1]) for v in attributions.values()])  # (m, N, d)
+    dtype = next(iter(check_attributions(attributions).values())).dtype
+    a = torch.stack([v.detach().reshape(-1, v.shape[-1]).to(dtype) for v in attributions.values()])  # (m, N, d)
     k = check_int("k", k, 1, a.shape[-1])
     pair = lambda x: (x[:, None], x[None])  # noqa: E731  (m, 1, N, ·) against (1, m, N, ·)
     left, right = pair(a)
@@ -76,16 +72,21 @@ def perturbation_test(
     """
     perturbation = check_choice("perturbation", perturbation, PERTURBATIONS)
     order = check_choice("order", order, ORDERS)
+    if not (isinstance(inputs, torch.Tensor) and inputs.is_floating_point() and inputs.dim() == 2 and inputs.numel()):
+        raise OptiscopeError(f"Expected `inputs` to be a float (N, d) tensor, but got {_describe(inputs)}")
+    if not torch.isfinite(inputs).all():
+        raise OptiscopeError("Expected `inputs` to be finite, but it holds NaN or infinite values")
     n, d = inputs.shape
+    check_attributions(attributions, (n, d))
     k_max = check_int("k_max", k_max, 1, d)
     draws = 1 if perturbation == "binary" else check_int("n_samples", n_samples, 1)
-    sigma = check_positive("sigma", sigma)
+    check_budget("perturbed input elements N·d·k_max·draws", n * d * k_max * draws, SAMPLE_ELEMENT_BUDGET)
+    sigma, seed = check_positive("sigma", sigma), check_int("seed", seed, 0, 2**63 - 1)
     scores = {}
     with torch.no_grad():
+        targets = _check_targets(model, inputs, targets)
         f0 = _outputs(model, inputs, targets)  # (N,)
         for name, attr in attributions.items():
-            if tuple(attr.shape) != (n, d):
-                raise OptiscopeError(f"Expected attribution `{name}` of shape {(n, d)}, but got {tuple(attr.shape)}")
             rank = attr.abs().argsort(1, descending=order == "top").argsort(1)  # (N, d): 0 = first perturbed
             gen = generator(seed, inputs.device)
             total = 0.0
@@ -100,6 +101,40 @@ def perturbation_test(
                 total += float((f.reshape(draws, n) - f0).abs().mean())
             scores[name] = total / k_max
     return scores
+
+
+def check_attributions(attributions: Mapping[str, torch.Tensor], shape: tuple[int, ...] | None = None) -> Mapping:
+    """At least one attribution, each a finite real (d,) or (N, d) tensor, all of one shape (``shape`` if given)."""
+    if not isinstance(attributions, Mapping) or not attributions:
+        raise OptiscopeError("Expected at least one attribution {name: tensor}, but got none")
+    for name, a in attributions.items():
+        real = isinstance(a, torch.Tensor) and a.is_floating_point() and 1 <= a.dim() <= 2 and a.numel() > 0
+        if not real or not bool(torch.isfinite(a).all()):
+            raise OptiscopeError(f"Expected attribution `{name}` to be a finite real (d,) or (N, d) tensor")
+    shapes = {tuple(a.shape) for a in attributions.values()}
+    if len(shapes) != 1 or (shape is not None and shapes != {shape}):
+        raise OptiscopeError(f"Expected attributions of one shape {shape or ''}, but got {sorted(shapes)}")
+    return attributions
+
+
+def _check_targets(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """``targets`` (N,) as class indices of the model's outputs, or None for a model with one output per row."""
+    out = first_call(model, inputs[:1])
+    classes = out[0].numel()
+    if targets is None:
+        if classes != 1:
+            raise OptiscopeError(f"Expected `targets` (one class per row) for a model with {classes} outputs")
+        return None
+    integer = isinstance(targets, torch.Tensor) and not (targets.is_floating_point() or targets.is_complex())
+    if not (integer and targets.dtype != torch.bool and targets.shape == inputs.shape[:1]):
+        raise OptiscopeError(
+            f"Expected `targets` to be an integer ({len(inputs)},) tensor, but got {_describe(targets)}"
+        )
+    if out.dim() != 2 or not ((targets >= 0) & (targets < classes)).all():
+        raise OptiscopeError(
+            f"Expected `targets` between 0 and {classes - 1} of (N, C) outputs, but got {targets.tolist()!s:.80}"
+        )
+    return targets.long()
 
 
 def _outputs(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:

@@ -269,7 +269,7 @@ def neighbourhood_samples(
         raise OptiscopeError(f"Expected `config` to be an LFAConfig, but got {type(config).__name__}")
     features = check_features(features, inputs)
     n_samples = check_int("n_samples", n_samples, 1, 100_000)
-    gen = torch.Generator(device=inputs.device).manual_seed(check_int("seed", seed, 0))
+    gen = torch.Generator(device=inputs.device).manual_seed(check_int("seed", seed, 0, 2**63 - 1))
     return sample(nb, inputs, features, n_samples, gen, config)
 
 
