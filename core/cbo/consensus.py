@@ -70,7 +70,9 @@ def gibbs_mean(x: torch.Tensor, fx: torch.Tensor, alpha: float, *, keepdim: bool
 
     Shapes: x: (..., N, d), fx: (..., N) -> (..., d), or (..., 1, d) with ``keepdim`` (what the step broadcasts).
     """
-    v = torch.matmul(_weights(fx, alpha).to(x.dtype).unsqueeze(-2), x)  # (..., 1, d)
+    w = _weights(fx, alpha)
+    w = (w if w.dtype == x.dtype else w.to(x.dtype)).unsqueeze(-2)  # (..., 1, N)
+    v = torch.bmm(w, x) if x.dim() == 3 else torch.matmul(w, x)  # (..., 1, d); bmm skips matmul's reshapes (the loop)
     return v if keepdim else v.squeeze(-2)
 
 

@@ -74,8 +74,10 @@ def _draws(g: torch.Generator, x: torch.Tensor, config: CBOConfig, steps: int) -
     cast = None if fast == x.dtype else x.new_empty(buffer.shape)
     for first in range(0, steps, per_chunk):
         size = min(per_chunk, steps - first)
-        drawn = buffer[:size].normal_(mean, std, generator=g)
-        yield from drawn if cast is None else cast[:size].copy_(drawn)
+        if cast is None:
+            yield from buffer[:size].normal_(mean, std, generator=g)
+        else:  # the mean (-lam dt) added in float64: only the random part carries float32's rounding
+            yield from cast[:size].copy_(buffer[:size].normal_(0.0, std, generator=g)).add_(mean)
 
 
 def run(
