@@ -74,6 +74,9 @@ def tabular(name: str) -> Tabular:
     return Tabular(name, xt[train], y_tensor[train], xt[test], y_tensor[test], names, classes)
 
 
+MAX_SIDE, MAX_CHANNELS = 1024, 16  # an image's side and channels: at most 1.7e7 feature ids (134 MB)
+
+
 def patch_features(size: int, patch: int, *, channels: int = 3, device: torch.device | str = "cpu") -> torch.Tensor:
     """Square patches as the features of an image: one id per patch, shared by its pixels and channels.
 
@@ -83,9 +86,10 @@ def patch_features(size: int, patch: int, *, channels: int = 3, device: torch.de
             [2, 2, 3, 3],
             [2, 2, 3, 3]])
     """
-    size, patch = check_int("size", size, 1), check_int("patch", patch, 1, size)
+    size, patch = check_int("size", size, 1, MAX_SIDE), check_int("patch", patch, 1, size)
     if size % patch:
         raise OptiscopeError(f"Expected `patch` to divide the image side {size}, but got {patch}")
+    channels = check_int("channels", channels, 1, MAX_CHANNELS)
     row = torch.arange(size, device=device) // patch  # (size,)
     grid = row[:, None] * (size // patch) + row[None, :]  # (size, size)
-    return grid.expand(check_int("channels", channels, 1), size, size).contiguous()
+    return grid.expand(channels, size, size).contiguous()
