@@ -2,7 +2,8 @@
 
 Same Euler-Maruyama step, fixed alpha (CBXpy's ``step()`` applies no alpha schedule), anisotropic noise,
 the same Rastrigin ``sum x^2 + 10 (1 - cos 2 pi x)`` in numpy for CBXpy. Reported: particle-steps per
-second and success rates (||v - x*||_inf < 0.25), plus throughput as N grows.
+second at N = 1e2 … 1e6 (float64 against CBXpy's float64 as the headline, float32 as a second row; timings
+interleaved ours/CBXpy, median (min–max)) and success rates (||v - x*||_inf < 0.25).
 
     python bench/cbo.py [--quick] [--device cuda] [--threads 1]
 """
@@ -10,8 +11,6 @@ second and success rates (||v - x*||_inf < 0.25), plus throughput as N grows.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import interleaved, publish, quiet  # noqa: E402
 from cbx.dynamics import CBO  # noqa: E402
 
 from core.cbo import OBJECTIVES, CBOConfig, run  # noqa: E402
 from core.cbo.state import success  # noqa: E402
-from core.device import device_label, sync  # noqa: E402
+from core.device import sync  # noqa: E402
 from core.runs import last_state  # noqa: E402
 
 SETUP = {"alpha": 30.0, "sigma": 10.1, "lam": 1.0, "dt": 0.01, "noise": "anisotropic"}
@@ -70,87 +70,89 @@ def ours_run(
     return last.consensus, time.perf_counter() - t, last.diverged
 
 
-def throughput(m: int, n: int, d: int, steps: int, device: str, dtype=torch.float32) -> dict:
-    x0 = x0_uniform(m, n, d, seed=0)
-    ours_run(x0, min(steps, 20), 0, device, dtype)  # warm-up (allocator, kernels)
-    _, t_ours, _ = ours_run(x0, steps, 0, device, dtype)
-    _, t_cbx = cbx_run(x0, steps, 0)
-    ps = m * n * steps
-    return {"ours": ps / t_ours, "cbx": ps / t_cbx}
+def throughput(n: int, steps: int, repeats: int, d: int = 20) -> dict:
+    """Interleaved timings of one run of ``steps`` steps (M = 1): ours in float64 and float32, CBXpy (float64)."""
+    x0 = x0_uniform(1, n, d, seed=0)
+    return interleaved(
+        {
+            "float64": lambda: ours_run(x0, steps, 0, "cpu", torch.float64),
+            "float32": lambda: ours_run(x0, steps, 0, "cpu", torch.float32),
+            "CBXpy": lambda: cbx_run(x0, steps, 0),
+        },
+        repeats=repeats,
+    )
+
+
+def per_second(seconds_per_item) -> str:
+    """Millions of particle-steps per second: the median with its spread (slowest–fastest repeat)."""
+    return (
+        f"{1e-6 / seconds_per_item.median:.2f} M ({1e-6 / seconds_per_item.high:.2f}–{1e-6 / seconds_per_item.low:.2f})"
+    )
 
 
 def success_rate(n: int, runs: int, steps: int, device: str, d: int = 20) -> dict:
     x0 = x0_uniform(runs, n, d, seed=1)
     v_cbx, _ = cbx_run(x0, steps, 1)
-    v_ours, _, _ = ours_run(x0, steps, 1, device)
-    ok_cbx = np.abs(v_cbx).max(-1) < 0.25
-    ok_ours = success(v_ours.cpu(), torch.zeros(d))
-    return {"ours": float(ok_ours.float().mean()), "cbx": float(ok_cbx.mean())}
+    rates = {"CBXpy": float((np.abs(v_cbx).max(-1) < 0.25).mean())}
+    for dtype in (torch.float64, torch.float32):
+        v_ours, _, _ = ours_run(x0, steps, 1, device, dtype)
+        rates[str(dtype).removeprefix("torch.")] = float(success(v_ours.cpu(), torch.zeros(d)).float().mean())
+    return rates
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps and runs (< 60 s)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer steps, repeats and runs")
+    parser.add_argument("--device", default="cpu", help="for the success rates (throughput is measured on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (numpy follows OMP_NUM_THREADS)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cbo.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     q = args.quick
+    note = quiet()
     cbx_version = getattr(__import__("cbx"), "__version__", "1.0.4")
     lines = [
         f"# CBO benchmark: Optiscope (torch) vs CBXpy {cbx_version}",
         "",
-        f"Device: {device_label(torch.device(args.device))}; torch {torch.__version__}; numpy {np.__version__}; "
-        f"{platform.processor() or platform.machine()}; {'--quick' if q else 'full run'}; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start (a busy machine lowers every rate).",
+        f"Contention guard: {note}. torch {torch.__version__} ({args.threads} thread), numpy {np.__version__}; "
+        f"{'--quick' if q else 'full run'}.",
         f"Dynamics: anisotropic CBO, alpha = {SETUP['alpha']} fixed, sigma = {SETUP['sigma']}, lambda = 1, dt = 0.01, "
-        "Rastrigin, x0 ~ U[-3, 3]^d. CBXpy computes in float64; Optiscope in float32 unless the row says float64.",
+        "Rastrigin d = 20, x0 ~ U[-3, 3]^d. CBXpy computes in float64. Ours: steps between yielded states run with "
+        "one host sync per segment, noise drawn in chunks (float32 draws cast to float64 in the float64 rows: torch's "
+        "float64 sampler is scalar); the arithmetic is in the row's dtype.",
         "",
+        "## Throughput (M = 1 run, d = 20): particle-steps/s, median (min–max) over interleaved repeats",
+        "",
+        "| N | steps | ours float64 | ours float32 | CBXpy (float64) | float64 ratio | float32 ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
+    headline = {}
+    repeats = 3 if q else 5
+    for n in (10**2, 10**3, 10**4, 10**5) if q else (10**2, 10**3, 10**4, 10**5, 10**6):
+        steps = max(2, min(200, int((2e5 if q else 1e6) / n)))
+        t = throughput(n, steps, repeats)
+        shown = {name: per_second(timing.per(n * steps)) for name, timing in t.items()}
 
-    steps = 200 if q else 1000
-    lines += [
-        "## Throughput (Rastrigin d = 20, N = 1000, M = 10 runs)",
-        "",
-        "| Optiscope dtype | steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |",
-        "|---|---|---|---|---|",
-    ]
-    for dtype in (torch.float32, torch.float64):
-        tp = throughput(10, 1000, 20, steps, args.device, dtype)
-        name = str(dtype).removeprefix("torch.")
+        r64, r32 = t["float64"].ratio(t["CBXpy"]), t["float32"].ratio(t["CBXpy"])
+        headline[f"float64 ratio N={n:.0e}"], headline[f"float32 ratio N={n:.0e}"] = r64, r32
         lines.append(
-            f"| {name} | {steps} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | **{tp['ours'] / tp['cbx']:.2f}×** |"
+            f"| {n:.0e} | {steps} | {shown['float64']} | {shown['float32']} | {shown['CBXpy']} | **{r64:.2f}×** | "
+            f"{r32:.2f}× |"
         )
         print(lines[-1], flush=True)
-    lines.append("")
-
-    rows = ["## Success rates (d = 20, ||v − x*||∞ < 0.25)", "", "| N | runs | steps | Optiscope | CBXpy |"]
-    rows.append("|---|---|---|---|---|")
-    for n, runs in ((40, 20 if q else 100), (100, 10 if q else 100)):
-        st = 1000 if q else 5000
-        sr = success_rate(n, runs, st, args.device)
-        rows.append(f"| {n} | {runs} | {st} | {sr['ours']:.0%} | {sr['cbx']:.0%} |")
-        print(rows[-1], flush=True)
-    lines += rows + [""]
-
-    rows = [
-        "## Scaling in N (d = 20, M = 1, float32)",
+    lines += [
         "",
-        "| N | steps | Optiscope particle-steps/s | CBXpy particle-steps/s | ratio |",
+        "## Success rates (d = 20, ||v − x*||∞ < 0.25)",
+        "",
+        "| N | runs | steps | ours float64 | ours float32 | CBXpy |",
     ]
-    rows.append("|---|---|---|---|---|")
-    for n in (10**2, 10**3, 10**4, 10**5) if q else (10**2, 10**3, 10**4, 10**5, 10**6):
-        st = max(3, min(1000, int((2e5 if q else 2e6) / n)))
-        tp = throughput(1, n, 20, st, args.device)
-        rows.append(
-            f"| {n:.0e} | {st} | {tp['ours'] / 1e6:.2f} M | {tp['cbx'] / 1e6:.2f} M | {tp['ours'] / tp['cbx']:.2f}× |"
-        )
-        print(rows[-1], flush=True)
-    lines += rows
-    if not q:  # a quick run never overwrites the full results
-        Path(args.out).write_text("\n".join(lines) + "\n")
-        print(f"\nwritten to {args.out}")
+    lines.append("|---|---|---|---|---|---|")
+    for n, runs in ((40, 20 if q else 100), (100, 10 if q else 100)):
+        steps = 1000 if q else 5000
+        sr = success_rate(n, runs, steps, args.device)
+        headline[f"success N={n} ours float64"], headline[f"success N={n} CBXpy"] = sr["float64"], sr["CBXpy"]
+        lines.append(f"| {n} | {runs} | {steps} | {sr['float64']:.0%} | {sr['float32']:.0%} | {sr['CBXpy']:.0%} |")
+        print(lines[-1], flush=True)
+    publish("cbo", lines, quick=q, headline=headline)
 
 
 if __name__ == "__main__":

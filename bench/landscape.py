@@ -2,14 +2,16 @@
 
     python bench/landscape.py [--quick]
 
-Prints a markdown table of timings and errors (ratios = anchor / ours) and writes bench/results/landscape.md.
+Prints a markdown table of timings and errors (ratios = anchor / ours; timings interleaved, median (min–max)),
+then the trace error against the exact tr H over 20 seeds: ours (Krylov-aware) at PyHessian's own HVP count per
+seed (the win rate) and both as error-vs-HVPs curves. A full run appends to bench/results/ (see _common.publish).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import publish  # noqa: E402
+from _common import interleaved, publish, quiet  # noqa: E402
 
 from core import landscape as ll  # noqa: E402
 from core import zoo  # noqa: E402
@@ -28,43 +30,111 @@ from core.landscape.functional import combine, unflatten  # noqa: E402
 from core.landscape.hvp import HessianOperator, hvp_forward_over_reverse  # noqa: E402
 from core.landscape.models import batch_for  # noqa: E402
 
+SEEDS = 20
+BUDGETS = (10, 20, 30, 40, 60)
 
-def timed(fn, repeat: int = 1):
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeat):
-        out = fn()
-    return out, (time.perf_counter() - start) / repeat
+
+def once(fn):
+    """(result, seconds) of one call: a reference computed once, not a comparison."""
+    out = []
+    return out, interleaved({"once": lambda: out.append(fn())}, repeats=1, warmup=0)["once"].median
+
+
+def compare(calls: dict, repeats: int) -> tuple[dict, dict]:
+    """Interleaved timings of ``calls`` (name -> fn) and each call's result (one more call each)."""
+    timings = interleaved(calls, repeats=repeats)
+    return {name: fn() for name, fn in calls.items()}, timings
+
+
+def trace_study(loss_fn, params, model, x, y, true_trace: float) -> tuple[list[str], dict[str, float]]:
+    """Ours (Krylov-aware) vs PyHessian's Hutchinson over SEEDS seeds: at PyHessian's HVP count and as curves."""
+    from pyhessian import hessian as PyHessian
+
+    ph = PyHessian(model, F.cross_entropy, data=(x, y), cuda=False)
+
+    def rel(estimate: float) -> float:
+        return abs(estimate - true_trace) / abs(true_trace)
+
+    wins, counts, ours_at, ph_at = 0, [], [], []
+    curves = {"ours": {b: [] for b in BUDGETS}, "PyHessian": {b: [] for b in BUDGETS}}
+    for seed in range(SEEDS):
+        torch.manual_seed(seed)  # PyHessian draws its probes from the global RNG
+        samples = ph.trace()  # its stopping rule (relative change < 1e-3) sets the HVP count of this seed
+        ours = ll.hessian_trace(loss_fn, params, n_probes=len(samples), seed=seed, method="krylov")
+        counts.append(len(samples))
+        ph_at.append(rel(float(np.mean(samples))))
+        ours_at.append(rel(ours.trace))
+        wins += ours_at[-1] < ph_at[-1]
+        torch.manual_seed(10_000 + seed)
+        long_run = ph.trace(maxIter=max(BUDGETS), tol=-1.0)  # Hutchinson after b probes = the mean of the first b
+        for b in BUDGETS:
+            curves["PyHessian"][b].append(rel(float(np.mean(long_run[:b]))))
+            curves["ours"][b].append(
+                rel(ll.hessian_trace(loss_fn, params, n_probes=b, seed=seed, method="krylov").trace)
+            )
+    lines = [
+        "",
+        f"## Trace: relative error against the exact tr H = {true_trace:.4f}, {SEEDS} seeds",
+        "",
+        f"At PyHessian's own HVP count per seed (its stopping rule; counts {min(counts)}–{max(counts)}, median "
+        f"{statistics.median(counts):.0f}): ours wins {wins}/{SEEDS} seeds ({wins / SEEDS:.0%}); median error "
+        f"ours {statistics.median(ours_at):.2%}, PyHessian {statistics.median(ph_at):.2%}.",
+        "",
+        "| HVPs | ours (Krylov-aware) median | ours p90 | PyHessian (Hutchinson) median | PyHessian p90 | wins |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in BUDGETS:
+        o, p = curves["ours"][b], curves["PyHessian"][b]
+        won = sum(a < c for a, c in zip(o, p, strict=True))
+        q90 = lambda v: sorted(v)[int(0.9 * (len(v) - 1))]  # noqa: E731
+        lines.append(
+            f"| {b} | {statistics.median(o):.2%} | {q90(o):.2%} | {statistics.median(p):.2%} | {q90(p):.2%} | "
+            f"{won}/{SEEDS} |"
+        )
+    headline = {
+        "trace win rate at PyHessian's HVPs": wins / SEEDS,
+        "trace median error at 40 HVPs (%)": 100 * statistics.median(curves["ours"][40]),
+        "PyHessian median error at 40 HVPs (%)": 100 * statistics.median(curves["PyHessian"][40]),
+    }
+    return lines, headline
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="a 21×21 grid and one repeat (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="a 21×21 grid and one repeat")
     args = parser.parse_args()
-    n, repeat = (21, 1) if args.quick else (41, 3)
+    n, repeat = (21, 1) if args.quick else (41, 5)
     model = zoo.load("digits-mlp-converged")
     x, y = batch_for("digits-mlp-converged")
     loss_fn, params = ll.loss_fn_for(model, x, y), ll.params_of(model)
+    note = quiet()
     rows = []
 
     # HVP: double backward on a cached graph vs torch.func forward-over-reverse
     op = HessianOperator(loss_fn, params)
     v = torch.randn(op.size, generator=torch.Generator().manual_seed(0))
-    _, t_db = timed(lambda: op.matvec(v), 20)
-    _, t_fr = timed(lambda: hvp_forward_over_reverse(loss_fn, params, unflatten(v, params)), 5)
+    _, t = compare(
+        {
+            "ours": lambda: op.matvec(v),
+            "torch.func": lambda: hvp_forward_over_reverse(loss_fn, params, unflatten(v, params)),
+        },
+        repeat * 3,
+    )
     rows.append(
         (
             "HVP: double backward (cached graph) vs jvp(grad)",
-            f"{t_db * 1e3:.2f} ms",
-            f"{t_fr * 1e3:.2f} ms (torch.func)",
-            f"{t_fr / t_db:.1f}×",
+            t["ours"].show(),
+            t["torch.func"].show() + " (torch.func)",
+            f"{t['ours'].ratio(t['torch.func']):.1f}×",
             "",
         )
     )
 
     # Grid
+    import loss_landscapes
+    import loss_landscapes.metrics
+
     d1, d2 = ll.random_directions(params, seed=0)
-    ours, t_ours = timed(lambda: ll.surface(loss_fn, params, (d1, d2), extent=1.0, n=n), repeat)
     grid = torch.linspace(-1, 1, n)
 
     def loop():
@@ -73,63 +143,55 @@ def main() -> None:
                 [[float(loss_fn(combine(params, d1, float(a), d2, float(b)))) for b in grid] for a in grid]
             )
 
-    plain, t_loop = timed(loop, 1)
-    import loss_landscapes
-    import loss_landscapes.metrics
-
     metric = loss_landscapes.metrics.Loss(F.cross_entropy, x, y)
-    _, t_ll = timed(
-        lambda: loss_landscapes.random_plane(
-            model, metric, distance=1, steps=n, normalization="filter", deepcopy_model=True
-        ),
-        1,
+    out, t = compare(
+        {
+            "ours": lambda: ll.surface(loss_fn, params, (d1, d2), extent=1.0, n=n),
+            "loss-landscapes": lambda: loss_landscapes.random_plane(
+                model, metric, distance=1, steps=n, normalization="filter", deepcopy_model=True
+            ),
+            "loop": loop,
+        },
+        repeat,
     )
-    err = float((ours.loss - plain).abs().max())
+    grid_ratio = t["ours"].ratio(t["loss-landscapes"])
     rows.append(
         (
-            f"{n}×{n} grid (engine {ours.engine})",
-            f"{t_ours:.3f} s",
-            f"{t_ll:.3f} s loss-landscapes / {t_loop:.3f} s plain loop",
-            f"{t_ll / t_ours:.2f}× / {t_loop / t_ours:.2f}×",
-            f"max |ours − loop| = {err:.1e}",
+            f"{n}×{n} grid (engine {out['ours'].engine})",
+            t["ours"].show("s"),
+            f"{t['loss-landscapes'].show('s')} loss-landscapes / {t['loop'].show('s')} plain loop",
+            f"{grid_ratio:.2f}× / {t['ours'].ratio(t['loop']):.2f}×",
+            f"max |ours − loop| = {float((out['ours'].loss - out['loop']).abs().max()):.1e}",
         )
     )
 
     # Top-5 eigenvalues vs the exact Hessian
     if args.quick:  # eigh of the 4,810² Hessian takes ~1 min here: reference = Lanczos at tol 1e-12, trace of H
-        ref, t_exact = timed(lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-12), 1)
+        (ref,), t_exact = once(lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-12))
         truth, true_trace = ref.eigenvalues.double(), float(hessian_matrix(loss_fn, params).trace())
     else:
-        exact, t_exact = timed(lambda: ll.exact_spectrum(loss_fn, params), 1)
+        (exact,), t_exact = once(lambda: ll.exact_spectrum(loss_fn, params))
         truth, true_trace = exact.eigenvalues.flip(0)[:5].double(), float(exact.eigenvalues.sum())
-    top, t_top = timed(lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-4), repeat)
-    rel = float(((top.eigenvalues.double() - truth).abs() / truth.abs()).max())
     from pyhessian import hessian as PyHessian
 
     ph = PyHessian(model, F.cross_entropy, data=(x, y), cuda=False)
-    (ph_vals, _), t_ph = timed(lambda: ph.eigenvalues(top_n=5), 1)
-    ph_rel = float(np.max(np.abs(np.sort(ph_vals)[::-1] - truth.numpy()) / np.abs(truth.numpy())))
+    out, t = compare(
+        {
+            "ours": lambda: ll.eigenpairs(loss_fn, params, k=5, which="LA", tol=1e-4),
+            "PyHessian": lambda: ph.eigenvalues(top_n=5),
+        },
+        repeat,
+    )
+    rel = float(((out["ours"].eigenvalues.double() - truth).abs() / truth.abs()).max())
+    ph_vals = np.sort(out["PyHessian"][0])[::-1]
+    ph_rel = float(np.max(np.abs(ph_vals - truth.numpy()) / np.abs(truth.numpy())))
     rows.append(
         (
             "top-5 eigenvalues",
-            f"{t_top * 1e3:.0f} ms, {top.num_hvps} HVPs, rel err {rel:.1e}",
-            f"{t_ph * 1e3:.0f} ms PyHessian, rel err {ph_rel:.1e}",
-            f"{t_ph / t_top:.1f}×",
+            f"{t['ours'].show()}, {out['ours'].num_hvps} HVPs, rel err {rel:.1e}",
+            f"{t['PyHessian'].show()} PyHessian, rel err {ph_rel:.1e}",
+            f"{t['ours'].ratio(t['PyHessian']):.1f}×",
             f"reference {t_exact:.1f} s",
-        )
-    )
-
-    # Trace
-    (ph_tr), t_phtr = timed(lambda: ph.trace(), 1)
-    budget = len(ph_tr)
-    tr, t_tr = timed(lambda: ll.hessian_trace(loss_fn, params, n_probes=budget, seed=0, method="hutch++"), 1)
-    rows.append(
-        (
-            "trace (Hutch++ in PyHessian's HVP budget)",
-            f"{t_tr * 1e3:.0f} ms, {tr.num_hvps} HVPs, rel err {abs(tr.trace - true_trace) / abs(true_trace):.2%}",
-            f"{t_phtr * 1e3:.0f} ms, {budget} HVPs, rel err {abs(np.mean(ph_tr) - true_trace) / abs(true_trace):.2%}",
-            f"{t_phtr / t_tr:.1f}×",
-            f"exact tr H = {true_trace:.4f}",
         )
     )
 
@@ -139,24 +201,33 @@ def main() -> None:
         return torch.stack([w, torch.zeros_like(w)], 1), vecs
 
     torch.eig = _eig
-    slq, t_slq = timed(lambda: ll.spectral_density(loss_fn, params, n_runs=1, m=100, seed=0), 1)
-    (ph_nodes, ph_w), t_phd = timed(lambda: ph.density(iter=100, n_v=1), 1)
+    out, t = compare(
+        {
+            "ours": lambda: ll.spectral_density(loss_fn, params, n_runs=1, m=100, seed=0),
+            "PyHessian": lambda: ph.density(iter=100, n_v=1),
+        },
+        repeat,
+    )
+    slq, (ph_nodes, ph_w) = out["ours"], out["PyHessian"]
     ours_tr = op.size * float((slq.nodes * slq.weights).sum(-1).mean())
     ph_tr_slq = op.size * float(np.sum(np.array(ph_nodes[0]) * np.array(ph_w[0])))
     rows.append(
         (
             "SLQ (1 run × 100 steps)",
-            f"{t_slq:.2f} s, λmax node {float(slq.nodes.max()):.4f}, SLQ trace {ours_tr:.3f}",
-            f"{t_phd:.2f} s (torch.eig shim), λmax node {max(ph_nodes[0]):.4f}, SLQ trace {ph_tr_slq:.3f}",
-            f"{t_phd / t_slq:.1f}×",
+            f"{t['ours'].show('s')}, λmax node {float(slq.nodes.max()):.4f}, SLQ trace {ours_tr:.3f}",
+            f"{t['PyHessian'].show('s')} (torch.eig shim), λmax node {max(ph_nodes[0]):.4f}, SLQ trace {ph_tr_slq:.3f}",
+            f"{t['ours'].ratio(t['PyHessian']):.1f}×",
             f"exact λmax {float(truth[0]):.4f}, tr {true_trace:.3f}",
         )
     )
+    trace_lines, headline = trace_study(loss_fn, params, model, x, y, true_trace)
 
     table = ["| task | ours | anchor | speed-up | notes |", "|---|---|---|---|---|"]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     header = f"# Loss-landscape benchmark ({'quick' if args.quick else 'full'}; torch {torch.__version__}, {torch.get_num_threads()} threads)\n\n"
-    publish("landscape", [header.rstrip("\n"), "", *table], quick=args.quick)
+    headline["grid speed-up vs loss-landscapes"] = grid_ratio
+    lines = [header.rstrip("\n"), "", f"Contention guard: {note}.", "", *table, *trace_lines]
+    publish("landscape", lines, quick=args.quick, headline=headline)
 
 
 if __name__ == "__main__":
