@@ -28,7 +28,7 @@ class SpectrumSummary:
     grid: np.ndarray  # (n_bins,) the SLQ density's λ axis
     density: np.ndarray  # (n_bins,)
     criteria: dict[str, float]  # LLA's re and Kh₀.₅
-    trace: TraceEstimate  # Hutch++
+    trace: TraceEstimate  # Krylov-aware (hessian_trace method="krylov")
     layers: list[LayerSpectrum]
     slq_runs: int
     slq_steps: int
@@ -43,7 +43,7 @@ def spectrum_summary(loss_fn: LossFn, params: Params, *, k: int = 5, seed: int =
     """The Hessian spectrum and Loss Landscape Analysis' criteria (LLA): https://arxiv.org/abs/2412.10146
 
     Lanczos' top ``k`` eigenvalues, an SLQ density (chains and steps from :func:`slq_budget`) with the
-    criteria ``re`` and ``Kh₀.₅`` computed from it, Hutch++ with 60 probes for tr H, and per-layer λmax
+    criteria ``re`` and ``Kh₀.₅`` computed from it, a Krylov-aware estimate with 60 products for tr H, and per-layer λmax
     (above 20,000 parameters: of the ≥ 2-D tensors only, 20 Lanczos steps and 10 probes each).
 
     Args:
@@ -71,7 +71,7 @@ def spectrum_summary(loss_fn: LossFn, params: Params, *, k: int = 5, seed: int =
         grid=slq.grid.numpy(),
         density=slq.density.numpy(),
         criteria=criteria(slq.nodes, slq.weights),
-        trace=hessian_trace(loss_fn, params, n_probes=60, seed=seed, method="hutch++"),
+        trace=hessian_trace(loss_fn, params, n_probes=60, seed=seed, method="krylov"),
         layers=layer_spectra(
             loss_fn, params, n_probes=10 if large else 20, seed=seed, max_iter=20 if large else None, names=weights
         ),
