@@ -70,7 +70,10 @@ def measured(row: Row, r: Results) -> str:
         return r.match(row.quote)
     if not r.runs:
         return f"no run in the history yet: `python bench/{r.name}.py`"
-    medians = {key: r.median(key) for key in row.keys or r.keys()}
+    keys = row.keys or r.keys()
+    if not keys:
+        return "no headline numbers in its history: see the report"
+    medians = {key: r.median(key) for key in keys}
     counts = sorted({n for _, n in medians.values()})
     if counts == [1]:
         over = "1 run, on a busy machine" if r.busy else "1 quiet run"
