@@ -4,9 +4,9 @@ VENV   ?= .venv
 PORT   ?= 8501
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench lint loadtest soak thumbs clean
+.PHONY: run test bench fuzz precompute lint loadtest soak thumbs clean
 
-# Anchor benchmarks (and the long fuzz); load test, soak and cluster have their own targets (cluster: run
+# Anchor benchmarks; the long fuzz, load test, soak and cluster have their own targets (cluster: run
 # bench/cluster.py after `make cluster`'s requirements); the README table runs last.
 BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/cluster.py bench/readme_table.py,\
                            $(wildcard bench/*.py))
@@ -42,6 +42,18 @@ test: lint
 bench: $(VENV)/.bench
 	@start=$$(date +%s); for script in $(filter-out bench/fuzz.py,$(BENCHMARKS)); do echo "== $$script"; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done; echo "== make bench: $$(( $$(date +%s) - start )) s"
 	$(BIN)/python bench/readme_table.py
+
+# Every public core entry point under hypothesis, 200 examples each (about 40 minutes here).
+fuzz: $(VENV)/.dev
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/fuzz.py
+
+# Remake the shipped default views (tests recompute them; run after changing a lab's default view or its core).
+precompute: $(VENV)/.installed
+	$(BIN)/python -m pages._landscape_shipped
+	$(BIN)/python -m pages._shipped structured
+	$(BIN)/python -m core.guidance.shipped
+	$(BIN)/python -m core.learning_rules.shipped
+	$(BIN)/python -m core.curvature.compare
 
 # 8 concurrent browser sessions against `streamlit run` (Debian's chromium): figures and time to first chart.
 loadtest: $(VENV)/.dev

@@ -118,6 +118,13 @@ ROWS = [
         "≥ 25%",
     ),
     Row(
+        "steering",
+        "Steering",
+        "Dynamic CFG's evaluator overhead as a share of a CFG step; per-step cost of CFG-MP+ vs CFG, digits UNet",
+        ("Dynamic CFG evaluator overhead (% of a CFG step)", "CFG-MP+, Anderson K = 2 (w = 2): step / CFG"),
+        "≤ 10%",
+    ),
+    Row(
         "cam",
         "CF-CAM",
         "latency per image, batch 1 / 32: CF-CAM vs our Grad-CAM",
