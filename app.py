@@ -6,6 +6,9 @@ seed, a link to share the current view). Kept in ``run()`` so tests can import i
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import threading
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -13,14 +16,22 @@ import streamlit as st
 from core.device import device_label, set_threads
 from pages import _lesson_kit as _lessons
 from pages import _ui as ui
-from pages._labs import ROOT, by_topic
+from pages._labs import LABS, ROOT, by_topic
 from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
 
 
 @st.cache_resource
 def _device_label() -> str:
     set_threads()  # once per server process
+    threading.Thread(target=_import_labs, name="optiscope-import-labs", daemon=True).start()
     return device_label(ui.device())
+
+
+def _import_labs() -> None:
+    """Import every lab's core once per server, off the first visitor's clock (diffusers alone is ~3 CPU-s)."""
+    for lab in LABS:
+        if importlib.util.find_spec(f"core.{lab.slug}") is not None:
+            importlib.import_module(f"core.{lab.slug}")
 
 
 def _sidebar() -> None:
