@@ -732,10 +732,10 @@ def test_bad_input_raises_optiscope_error_or_gives_finite_results(entry: str) ->
 
 # Labs not fuzz-clean yet: an entry point without fixtures is skipped and a finding is an expected failure (xfail,
 # naming the argument and what went wrong) until the lab's owner fixes it; a lab leaves this set once it is clean.
-# Open findings (12 examples per entry point; curvature 30; 2026-12-02): learning_rules estimate/noprop_run/rrr_run/rules_run `seed`=NaN
-# (ValueError), node_perturbation complex `params` (RuntimeError); optimizer_race run/race `seed`>=2**63 (ValueError),
-# calibrate NaN in `lrs` (non-finite median_best), race_times a study of an unknown workload (KeyError); curvature
-# MFAC(params=[Parameter(zeros(3)).unsqueeze(0)]) raises torch's ValueError "can't optimize a non-leaf Tensor".
+# Open (12 examples per entry point, 2026-12-02 03:55): optimizer_race run/race `seed` >= 2**63 (ValueError),
+# calibrate NaN in `lrs` (non-finite median_best); curvature MFAC(params=[Parameter(zeros(3)).unsqueeze(0)]) raises
+# torch's "can't optimize a non-leaf Tensor" (30 examples); learning_rules is clean but boolean_task and read_gates
+# (new) have no fixtures yet.
 NOT_YET_FUZZED = {
     "curvature",
     "learning_rules",
