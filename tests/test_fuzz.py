@@ -336,7 +336,9 @@ def _learning_rules() -> dict[str, Any]:
         "target": torch.tensor([0, 1, 1, 0, 1]),
         "w": torch.tensor([1.0, 0.0]),
         "x": torch.tensor([0.0, 1.0]),
-        "c": torch.tensor(1.0),
+        "c": torch.tensor([1.0]),
+        "name": "xor",
+        "weights": (torch.tensor([[1.0, 1.0, -1.0]]),),
         "data": load_digits_split(0.2),
         "T": 2,
         "width": 8,
@@ -732,15 +734,7 @@ def test_bad_input_raises_optiscope_error_or_gives_finite_results(entry: str) ->
 
 # Labs not fuzz-clean yet: an entry point without fixtures is skipped and a finding is an expected failure (xfail,
 # naming the argument and what went wrong) until the lab's owner fixes it; a lab leaves this set once it is clean.
-# Open (12 examples per entry point, 2026-12-02 03:55): optimizer_race run/race `seed` >= 2**63 (ValueError),
-# calibrate NaN in `lrs` (non-finite median_best); curvature MFAC(params=[Parameter(zeros(3)).unsqueeze(0)]) raises
-# torch's "can't optimize a non-leaf Tensor" (30 examples); learning_rules is clean but boolean_task and read_gates
-# (new) have no fixtures yet.
-NOT_YET_FUZZED = {
-    "curvature",
-    "learning_rules",
-    "optimizer_race",
-}
+NOT_YET_FUZZED: set[str] = set()
 
 
 def test_every_lab_has_fixtures_and_entry_points() -> None:

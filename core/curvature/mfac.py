@@ -139,6 +139,9 @@ class MFAC(torch.optim.Optimizer):
         if not 0.0 <= momentum < 1.0:
             raise OptiscopeError(f"Expected `momentum` between 0 and 1 (exclusive), but got {momentum}")
         defaults = {"lr": lr, "m": m, "damp": damp, "momentum": momentum, "weight_decay": weight_decay}
+        params = list(params)
+        if any(isinstance(p, torch.Tensor) and not p.is_leaf for p in params):
+            raise OptiscopeError("Expected `params` to be leaf tensors (a model's parameters), but got a computed one")
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise OptiscopeError(f"Expected one parameter group for MFAC, but got {len(self.param_groups)}")

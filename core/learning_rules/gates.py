@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import check_choice
+from core.errors import OptiscopeError, check_choice
 from core.learning_rules.rrr import infer
 
 MAX_GATE_INPUTS = 12  # 2^12 patterns per node: wider nodes are reported as plain thresholds
@@ -100,9 +100,24 @@ def read_gates(weights: tuple[torch.Tensor, ...]) -> list[list[Gate]]:
     >>> read_gates((w,))[0][0].label
     'AND(x1, x2)'
     """
+    _check_weights(weights)
     widths = (weights[0].shape[1] - 1, *(w.shape[0] for w in weights))
     names = node_names(widths)
     return [[_gate(k + 1, j, row, names[k]) for j, row in enumerate(w.double())] for k, w in enumerate(weights)]
+
+
+def _check_weights(weights: tuple[torch.Tensor, ...]) -> None:
+    """A net's layers chain (each row: its inputs' weights, then the bias) and hold finite real numbers."""
+    inputs = None
+    for k, w in enumerate(weights if isinstance(weights, (tuple, list)) and weights else (None,)):
+        ok = isinstance(w, torch.Tensor) and w.ndim == 2 and w.is_floating_point() and bool(w.isfinite().all())
+        if not ok or w.shape[1] < 2 or inputs not in (None, w.shape[1] - 1):
+            shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise OptiscopeError(
+                f"Expected `weights[{k}]` to be a finite float (nodes, inputs + 1) matrix fed by the layer before, "
+                f"but got {shape}"
+            )
+        inputs = w.shape[0]
 
 
 def _gate(layer: int, node: int, w: torch.Tensor, inputs: list[str]) -> Gate:

@@ -65,7 +65,7 @@ def run(
     ([0, 10, 20], True, True)
     """
     wl, spec = get_workload(workload), get_optimizer(optimizer)
-    seed = check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     steps = wl.budget if steps is None else check_int("steps", steps)
     check_budget("training steps", steps, MAX_STEPS)
     base_lr = check_positive("lr", lr) if lr is not None else (spec.lr or wl.tuned_lr)
