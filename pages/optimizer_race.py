@@ -49,7 +49,7 @@ seed = int(ui.number("Study seed", 0, 2, 0, "study_seed"))
 targets = {k: w.target if kind == "strict" else w.relaxed_target for k, w in race.WORKLOADS.items()}
 
 
-@st.cache_data(max_entries=1, show_spinner="Loading the shipped race…")
+@st.cache_resource(show_spinner="Loading the shipped race…")  # frozen studies: shared, never copied per rerun
 def shipped() -> tuple[Study, ...]:
     return race.load_race()
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from core.data.digits import load_digits_split
 from core.guidance.denoisers import leading_timesteps
-from core.guidance.models import NULL_CLASS, NUM_TRAIN_TIMESTEPS, make_scheduler, to_model_range
+from core.guidance.models import NULL_CLASS, NUM_TRAIN_TIMESTEPS, build_unet, make_scheduler, to_model_range
 from core.zoo import ZooEntry
 
 from .mlp import fourier
@@ -46,21 +46,8 @@ class WDigitsUNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from diffusers import UNet2DModel
-
         self.w_range = W_RANGE
-        self.unet = UNet2DModel(
-            sample_size=8,
-            in_channels=1,
-            out_channels=1,
-            layers_per_block=1,
-            block_out_channels=(32, 64),
-            down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-            up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-            norm_num_groups=8,
-            attention_head_dim=8,
-            class_embed_type="identity",
-        )
+        self.unet = build_unet(class_embed_type="identity")
         self.label = nn.Embedding(NULL_CLASS + 1, 128)
         self.w_embed = nn.Sequential(nn.Linear(12, 128), nn.SiLU(), nn.Linear(128, 128))
         nn.init.zeros_(self.w_embed[2].weight)  # starts as the teacher's conditional branch

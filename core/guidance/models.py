@@ -37,7 +37,8 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return (2.0 * images - 1.0).unsqueeze(1)
 
 
-def build_unet() -> nn.Module:
+def build_unet(**class_embedding: object) -> nn.Module:
+    """The digits UNet (8×8, 1 channel); ``class_embedding`` defaults to a label table with the null label."""
     from diffusers import UNet2DModel
 
     return UNet2DModel(
@@ -50,7 +51,7 @@ def build_unet() -> nn.Module:
         up_block_types=("AttnUpBlock2D", "UpBlock2D"),
         norm_num_groups=8,
         attention_head_dim=8,
-        num_class_embeds=NULL_CLASS + 1,
+        **(class_embedding or {"num_class_embeds": NULL_CLASS + 1}),
     )
 
 
