@@ -238,7 +238,8 @@ def test_replay_of_1000_particles_plays_in_the_browser(page, app_url: str) -> No
     page.wait_for_timeout(3000)
     fps = (page.evaluate("window.frames_seen") - start) / 3.0
     print(f"\nclient-side replay, 1000 particles: {fps:.1f} frames/s (≥ 10 is smooth; reported, not asserted)")
-    assert fps * 3 >= 5, "the replay did not advance"
+    # it advances: 5 more frames, however slowly a CPU shared with another test worker draws them
+    page.wait_for_function(f"() => window.frames_seen >= {start + 5}", timeout=60_000)
 
 
 def test_copied_lab_url_reproduces_the_lab_controls(page, browser, app_url: str) -> None:
@@ -258,16 +259,16 @@ def test_copied_lab_url_reproduces_the_lab_controls(page, browser, app_url: str)
 
 
 def test_background_job_shows_progress_then_its_result(page, app_url: str) -> None:
-    load(page, f"{app_url}/cam?n_metrics=8")
+    # RRR from 20 seeds: seconds of work, so the test measures the job machinery, not a CPU shared with another worker
+    load(page, f"{app_url}/learning_rules?part=rrr&seed=1")
     charts_before = page.locator("[data-testid='stPlotlyChart']").count()
-    page.get_by_role("button", name="Score the methods").click()
+    page.get_by_role("button", name="Solve from 20 seeds").click()
     page.wait_for_function(
-        f"() => document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length > {charts_before}",
-        timeout=300_000,  # ~60 s alone; `make test` runs another worker beside the browser's server on 2 cores
+        f"() => document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length > {charts_before}", timeout=300_000
     )
     page.wait_for_selector(IDLE)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.get_by_text("Grad-CAM++").first.is_visible()
+    assert page.get_by_role("button", name="Solve from 20 seeds").count() == 0  # the job's result replaced its button
 
 
 def test_chart_downloads_give_the_data_and_a_standalone_figure(page, app_url: str, tmp_path: Path) -> None:
