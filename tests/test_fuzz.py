@@ -497,10 +497,7 @@ def resolve(entry: str) -> tuple[Callable, dict[str, Any]]:
         elif param.name in known:
             call[param.name] = known[param.name]
         elif param.default is inspect.Parameter.empty:
-            missing = f"{entry}: no fixture for its required parameter `{param.name}` in tests/test_fuzz.py"
-            if lab not in NOT_YET_FUZZED:
-                pytest.fail(missing)
-            pytest.skip(f"{missing} (core.{lab} is listed in NOT_YET_FUZZED: not fuzzed yet)")
+            pytest.fail(f"{entry}: no fixture for its required parameter `{param.name}` in tests/test_fuzz.py")
         elif param.default is not None:
             call[param.name] = param.default
     return function, call
@@ -724,23 +721,13 @@ def test_bad_input_raises_optiscope_error_or_gives_finite_results(entry: str) ->
 
     try:
         check()
-    except Exception:
-        if failure and entry.split(".")[0] in NOT_YET_FUZZED:
-            pytest.xfail(f"{entry}, argument {failure} (its lab is listed in NOT_YET_FUZZED)")
-        raise
     finally:
         _record(entry, tried, failure)
 
 
-# Labs not fuzz-clean yet: an entry point without fixtures is skipped and a finding is an expected failure (xfail,
-# naming the argument and what went wrong) until the lab's owner fixes it; a lab leaves this set once it is clean.
-NOT_YET_FUZZED: set[str] = set()
-
-
 def test_every_lab_has_fixtures_and_entry_points() -> None:
     missing = set(LABS) - set(FIXTURES)
-    assert missing <= NOT_YET_FUZZED, f"labs without fuzz fixtures: {sorted(missing - NOT_YET_FUZZED)}"
-    assert NOT_YET_FUZZED <= set(LABS), f"no such lab, drop from NOT_YET_FUZZED: {sorted(NOT_YET_FUZZED - set(LABS))}"
+    assert not missing, f"labs without fuzz fixtures: {sorted(missing)}"
     assert len(ENTRY_POINTS) >= 20, ENTRY_POINTS
 
 
