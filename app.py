@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import threading
 from urllib.parse import urlencode
 
@@ -23,7 +24,8 @@ from pages._ui import SEED_KEY, TEACHER_PARAM, teacher_mode
 @st.cache_resource
 def _device_label() -> str:
     set_threads()  # once per server process
-    threading.Thread(target=_import_labs, name="optiscope-import-labs", daemon=True).start()
+    if os.environ.get("OPTISCOPE_PREIMPORT", "1") != "0":
+        threading.Thread(target=_import_labs, name="optiscope-import-labs", daemon=True).start()
     return device_label(ui.device())
 
 

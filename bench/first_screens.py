@@ -46,8 +46,13 @@ print(json.dumps({"cpu": cpu, "wall": wall, "charts": charts, "errors": len(at.e
 
 
 def measure(slug: str, imports: str) -> dict:
-    """One lab's first render in a fresh process: cold, or with every lab's ``core`` package imported (``warm``)."""
+    """One lab's first render in a fresh process: cold, or with every lab's ``core`` package imported (``warm``).
+
+    The router's background import of every lab (app.py) is off: cold is the worst case, a visitor who reaches
+    the lab before that import does, and no other lab's import is counted on its clock.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OPTISCOPE_DEVICE": "cpu"}
+    env["OPTISCOPE_PREIMPORT"] = "0"
     env.update({"HF_HUB_OFFLINE": "1", "OPTISCOPE_REDIS_URL": ""})
     done = subprocess.run(
         [sys.executable, "-c", CHILD, slug, imports], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900

@@ -64,6 +64,21 @@ def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> i
     return int(value)
 
 
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes any int64 ≥ 0
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int if it is a whole number that torch's generators take (0 … 2⁶³ − 1).
+
+    >>> check_seed(3)
+    3
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    core.errors.OptiscopeError: Expected `seed` to be an integer between 0 and 9223372036854775807, but got -1
+    """
+    return check_int("seed", seed, 0, MAX_SEED)
+
+
 def check_choice(name: str, value: Any, options: Collection[Any]) -> Any:
     """``value`` if it is one of ``options``.
 

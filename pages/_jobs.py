@@ -250,6 +250,12 @@ def _unsubscribe(job: _Job, session_id: str) -> None:
             job.cancel.set()
 
 
+def job_wanted(key: str) -> bool:
+    """Whether this run may start or show ``key``'s :func:`background` job (its button was just pressed, or this
+    session holds one): resolve the job's heavy resources (a model to load) only then, not on every first screen."""
+    return st.session_state.get(f"{key}-job") is not None or bool(st.session_state.get(f"{key}-start"))
+
+
 def background(
     key: str,
     config: Hashable,

@@ -33,13 +33,14 @@ from core import store, zoo
 from core.device import pick_device
 from core.errors import OptiscopeError
 from pages import _lesson_kit as _lessons
-from pages._jobs import Player, background
+from pages._jobs import Player, background, job_wanted
 from pages._labs import LABS_BY_SLUG, Lab
 
 __all__ = [
     "Player",
     "animate",
     "background",
+    "job_wanted",
     "chart",
     "errors",
     "explainer",

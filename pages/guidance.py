@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import guidance as G
 from core.guidance import shipped
+from core.guidance.denoisers import EDMDenoiser, EpsilonDenoiser
 from pages import _guidance_charts as charts
 from pages import _ui as ui
 
@@ -103,7 +104,9 @@ with ui.errors("the guided samples"):
             picks, title = np.unique(target, return_index=True)[1][:10], f"{GUIDERS[key]}, w = {w:g}"
             fig = charts.final_samples(tr, picks, title, scores["saturation"])
             ui.chart(fig, key=f"final-{j}", name=f"guidance-{key}-final", data={"x": tr.x[-1]}, where=col)
-    st.caption(f"Same seed, same start. Sampler: {model(kind, path).sampler_name}. Guidance acts on the x0 prediction.")
+    # the class's name, not the model's: a shipped view must not load the UNet (and diffusers) for a caption
+    sampler = (EDMDenoiser if kind in ("mixture", "empirical") else EpsilonDenoiser).sampler_name
+    st.caption(f"Same seed, same start. Sampler: {sampler}. Guidance acts on the x0 prediction.")
     clamp("t", steps - 1)
     t = ui.slider("Step t (scrubber)", 0, steps - 1, steps - 1, "t", where=st)
     for j, (col, (key, tr, _, target)) in enumerate(zip(st.columns(2), runs, strict=True)):
@@ -128,10 +131,11 @@ with ui.errors("the guided samples"):
 
 st.subheader("Sweep over w: saturation and class accuracy, CFG vs APG")
 with ui.errors("the w sweep"):
-    D = model(kind, path)  # resolved here: the worker makes no st.* calls
-    clf = ui.zoo_model("digits-classifier") if kind in DIGITS else None
-    pair, n = {"CFG": config("cfg"), "APG": config("apg")}, SWEEP_SAMPLES.get(kind, 40)
-    job = G.sweep(D, pair, ws=SWEEP_WS, n_samples=n, steps=steps, seed=seed, classifier=clf)
+    job = None
+    if ui.job_wanted("guidance-sweep"):  # the model is resolved here (the worker makes no st.* calls), when needed
+        D, clf = model(kind, path), ui.zoo_model("digits-classifier") if kind in DIGITS else None
+        pair, n = {"CFG": config("cfg"), "APG": config("apg")}, SWEEP_SAMPLES.get(kind, 40)
+        job = G.sweep(D, pair, ws=SWEEP_WS, n_samples=n, steps=steps, seed=seed, classifier=clf)
     settings, label = (kind, path, eta, r, beta, steps, seed), "Run the w sweep"
     done = ui.background("guidance-sweep", settings, lambda: job, lambda s: (s.fraction, f"{s.step} runs"), label=label)
     if done:

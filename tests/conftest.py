@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,18 @@ os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")  # the suite compares with CPU 
 torch.set_num_threads(1)  # as the app does (core.device.set_threads): many small ops, 2 shared cores
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def plotly_array(value) -> np.ndarray:
+    """An array of a chart spec: a list, or plotly 6's typed array ``{"dtype", "bdata", "shape"?}`` (base64 of the
+    raw buffer). Numbers come back as floats (a gap, None, as NaN); a list of labels stays a list of labels."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(s) for s in str(value["shape"]).split(",")]) if "shape" in value else flat
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return np.asarray(value)
 
 
 def _open_page(path: str, timeout: float = 120, **query: str):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
-import numpy as np
 import pytest
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/bilevel.py"
 
@@ -25,13 +25,6 @@ def _chart(at, key: str) -> dict:
     return json.loads(next(c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id).proto.spec)
 
 
-def _array(value) -> np.ndarray:
-    """A plotly spec array: a list, or ``{"dtype", "bdata"}`` (base64 of the raw buffer)."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
-
-
 def test_ridge_view_shows_the_closed_form_and_implicit_beating_unrolled(open_page):
     at = _ok(open_page(PAGE))
     values = _metrics(at)
@@ -41,7 +34,7 @@ def test_ridge_view_shows_the_closed_form_and_implicit_beating_unrolled(open_pag
     implicit, unrolled = (
         next(t["y"] for t in spec["data"] if t["name"].startswith(n)) for n in ("implicit", "unrolled")
     )
-    assert (_array(implicit)[2:] < _array(unrolled)[2:]).all()  # k >= 30
+    assert (plotly_array(implicit)[2:] < plotly_array(unrolled)[2:]).all()  # k >= 30
 
 
 def test_logistic_preset_url(open_page):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
 import pytest
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/cbo.py"
 CBO_ERROR = "CBO ‖v − x*‖∞"
@@ -25,13 +26,6 @@ def _explained(at, quantity: str) -> str:
     """A value in an explainer's table."""
     rows = [row for df in at.dataframe if "quantity" in df.value for row in df.value.to_dict("records")]
     return next(row["value"] for row in rows if row["quantity"] == quantity)
-
-
-def _array(values) -> np.ndarray:
-    """A trace's data from a chart spec: a list, or plotly's typed array ``{"dtype", "bdata"}``."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
 
 
 def _preset(open_page, index: int):
@@ -65,7 +59,7 @@ def test_isotropic_preset_shows_the_two_rates_and_a_slow_decay(open_page):
     at = _preset(open_page, 2)
     assert _explained(at, "2λ − dσ²") == "0.3616" and _explained(at, "2λ − σ²") == "1.898"
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "V(t)" in c.proto.spec)
-    t, v = (_array(spec["data"][0][axis]) for axis in ("x", "y"))
+    t, v = (plotly_array(spec["data"][0][axis]) for axis in ("x", "y"))
     slope = np.polyfit(t, np.log(v), 1)[0]
     assert -slope < 1.8976 / 2  # isotropic noise in d = 16 decays far slower than the anisotropic rate
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
-import numpy as np
 import pytest
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/diffusion_training.py"
 TINY = {"steps": "100", "steps2": "50", "width": "16"}
-
-
-def _array(value) -> np.ndarray:
-    """A plotly spec array: a list, or ``{"dtype", "bdata"}`` (base64), as plotly 6 writes numpy arrays."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def _ok(at) -> None:
@@ -38,7 +31,7 @@ def test_default_view_shows_the_exact_teachers_cfg_radius(open_page) -> None:
     _ok(at)
     assert _metric(at, "teacher radius at w = 3") == pytest.approx(2.24, abs=0.02)  # notes §4: 2.241
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    radii = _array(spec["data"][0]["y"])
+    radii = plotly_array(spec["data"][0]["y"])
     assert len(radii) == 6 and radii[-1] > radii[0] + 0.4  # CFG pushes outward as w grows (1.99 → 2.51)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/explanations.py"
 
@@ -20,12 +21,6 @@ def _metric(at, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def _array(values) -> np.ndarray:
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
-
-
 def _chart(at, title_word: str) -> dict:
     """The chart whose first trace or subplot titles mention ``title_word``."""
     for chart in at.get("plotly_chart"):
@@ -37,7 +32,7 @@ def _chart(at, title_word: str) -> dict:
 
 def _bars(at) -> dict[str, np.ndarray]:
     spec = _chart(at, "Gradient × input")
-    return {t["name"]: _array(t["x"]) for t in spec["data"] if t["type"] == "bar"}
+    return {t["name"]: plotly_array(t["x"]) for t in spec["data"] if t["type"] == "bar"}
 
 
 def _stars(at) -> list[tuple[int, int]]:
@@ -67,9 +62,9 @@ def test_presets_show_the_guiding_principle_the_sigma_limit_and_patch_maps(open_
 
     at = _ok(at.sidebar.button(key="preset-2").click().run())  # σ → 0 on diabetes
     replay = _chart(at, "SmoothGrad (σ)")
-    last = _array(replay["frames"][-1]["data"][0]["y"])
-    first = _array(replay["frames"][0]["data"][0]["y"])
-    vanilla = _array(replay["data"][1]["y"])
+    last = plotly_array(replay["frames"][-1]["data"][0]["y"])
+    first = plotly_array(replay["frames"][0]["data"][0]["y"])
+    vanilla = plotly_array(replay["data"][1]["y"])
     assert np.abs(last - vanilla).max() < 0.02 * np.abs(vanilla).max() < np.abs(first - vanilla).max()
     assert _metric(at, "choose") == "Vanilla gradients"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
-import numpy as np
 import pytest
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/exploration.py"
 
@@ -18,13 +18,6 @@ def _ok(at):
 
 def _metric(at, label: str) -> float:
     return float(next(m.value for m in at.metric if m.label == label))
-
-
-def _array(values) -> np.ndarray:
-    """A trace's data from a chart spec: a list, or plotly's typed array ``{"dtype", "bdata"}``."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
 
 
 def test_preset_shows_random_stuck_and_ucrl_rfe_reaching_the_far_segment(open_page):
@@ -42,7 +35,7 @@ def test_planning_chart_follows_the_picked_reward_and_replays_episodes(open_page
     at = _ok(open_page(PAGE, episodes="10", reward="goal-3"))
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     plan = next(s for s in specs if "goal state 3" in json.dumps(s["layout"].get("title", "")))
-    curves = {trace["name"]: _array(trace["y"]) for trace in plan["data"]}
+    curves = {trace["name"]: plotly_array(trace["y"]) for trace in plan["data"]}
     assert len(curves) == 3 and all(len(c) == 11 for c in curves.values())  # K + 1 points per explorer
     assert abs(curves["Random"][-1]) < 1e-12 and curves["UCRL-RFE"][0] > 0.01  # goal 3 is near: random finds it too
     visits = next(s for s in specs if s.get("frames"))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.conftest import plotly_array
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/guidance.py"
@@ -18,13 +18,6 @@ PAGE = "pages/guidance.py"
 def _metrics(at, label: str) -> list[float]:
     """The displayed values of the metric ``label``: [left guider, right guider]."""
     return [float(m.value) for m in at.metric if m.label == label]
-
-
-def _array(value) -> np.ndarray:
-    """An array of a plotly spec: a list, or ``{"dtype", "bdata"}`` (base64), as plotly 6 writes numpy arrays."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def _preset(open_page, name: str, **query: str):
@@ -76,7 +69,7 @@ def test_defaults_render_both_guiders_and_their_curves(open_page):
     assert len(at.get("plotly_chart")) == 4  # two views, norms, cos
     assert _metrics(at, "model calls") == [32.0, 32.0]
     norms = json.loads(at.get("plotly_chart")[2].proto.spec)
-    assert _array(norms["data"][0]["x"]).tolist() == list(range(16))  # one point per step
+    assert plotly_array(norms["data"][0]["x"]).tolist() == list(range(16))  # one point per step
 
 
 def test_scrubber_range_follows_steps(open_page):
@@ -147,5 +140,5 @@ def test_sweep_job_shows_cfg_leaving_the_circle_as_w_grows():
         at.run()
     assert not at.exception and not at.error
     sweep = json.loads(at.get("plotly_chart")[4].proto.spec)  # mean radius against w
-    radius = {trace["name"]: _array(trace["y"]) for trace in sweep["data"]}
+    radius = {trace["name"]: plotly_array(trace["y"]) for trace in sweep["data"]}
     assert radius["CFG"][-1] > radius["APG"][-1] + 0.3  # at w = 15

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from core import zoo
+from tests.conftest import plotly_array
 
 
 def _ok(at) -> None:
@@ -22,14 +22,6 @@ def _metric(at, label: str) -> float:
 
 def _specs(at) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def _array(value) -> np.ndarray:
-    """A plotly trace array: a list, or plotly's typed-array form ``{dtype, bdata, shape}``."""
-    if isinstance(value, dict):
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        return flat.reshape([int(s) for s in str(value.get("shape", len(flat))).split(",")])
-    return np.asarray(value, dtype=float)
 
 
 def _preset(open_page, index: int):
@@ -48,7 +40,7 @@ def test_default_view_shows_the_exact_centre_loss_and_lambda_max(open_page) -> N
     assert _metric(at, "λmax (digits-mlp-converged)") == pytest.approx(metrics["lambda_max"], rel=1e-3)
     surface = _specs(at)[0]
     assert "41×41 grid" in surface["layout"]["title"]["text"]
-    contour = _array(surface["data"][1]["z"])
+    contour = plotly_array(surface["data"][1]["z"])
     assert contour.shape == (41, 41) and contour[20, 20] == pytest.approx(metrics["train_loss"], rel=1e-4)
     assert contour.min() == pytest.approx(contour[20, 20], rel=1e-6)  # a converged network: θ is the minimum here
 
@@ -89,7 +81,7 @@ def test_old_label_links_select_the_registry_keys(open_page) -> None:
     assert at.sidebar.selectbox(key="axes").value == "hessian" and at.sidebar.radio(key="view").value == "slices"
     slices = _specs(at)[0]
     assert [t["name"] for t in slices["data"]][:2] == ["digits-mlp-sharp along d1", "digits-mlp-sharp along d2"]
-    assert len(slices["data"]) == 4 and len(_array(slices["data"][0]["y"])) == 15
+    assert len(slices["data"]) == 4 and len(plotly_array(slices["data"][0]["y"])) == 15
 
 
 def test_eigen_pair_axes_with_log_scale(open_page) -> None:
@@ -173,5 +165,5 @@ def test_the_shipped_default_view_equals_a_fresh_computation() -> None:
 def test_a_view_other_than_the_default_is_computed_live(open_page) -> None:
     at = open_page("pages/landscape.py", extent="0.5", n="11")
     _ok(at)
-    contour = _array(_specs(at)[0]["data"][1]["z"])
+    contour = plotly_array(_specs(at)[0]["data"][1]["z"])
     assert contour.shape == (11, 11) and "11×11 grid" in _specs(at)[0]["layout"]["title"]["text"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
@@ -13,16 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.digits import load_digits_split
 from core.learning_rules import boolean_task, noprop_run, rrr_run, shipped, theory
+from tests.conftest import plotly_array
 
 PAGE = "pages/learning_rules.py"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _array(values) -> np.ndarray:
-    """A trace's data from a chart spec: a list, or plotly's typed array ``{"dtype", "bdata"}``."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
 
 
 def _metric(at, label: str) -> str:
@@ -45,10 +38,10 @@ def test_noprop_default_view_shows_the_shipped_comparison(open_page):
     chain = _spec(at, "z_t of one test image per class")
     assert len(chain["frames"]) == 11  # z_0 .. z_T for T = 10
     points = chain["frames"][-1]["data"][0]
-    angles = np.arctan2(_array(points["y"]), _array(points["x"]))
+    angles = np.arctan2(plotly_array(points["y"]), plotly_array(points["x"]))
     landed = np.round(angles / (2 * np.pi / 10)).astype(int) % 10  # the class whose circle point z_T is at
     assert (landed == np.arange(10)).sum() >= 8  # measured 9 of 10 (the first test 3 is read as a 5)
-    bars = _array(chain["frames"][-1]["data"][1]["y"])
+    bars = plotly_array(chain["frames"][-1]["data"][1]["y"])
     assert int(bars.argmax()) == 2  # the default digit 2 ends at its own class
 
 
@@ -89,8 +82,8 @@ def test_estimator_error_and_cosine_follow_theory(open_page):
     at = open_page(PAGE, part="zo")
     assert not at.exception, [e.value for e in at.exception]
     spec = _spec(at, "theory")
-    d = _array(spec["data"][0]["x"])
-    rel, rel_theory = _array(spec["data"][0]["y"]), _array(spec["data"][1]["y"])
+    d = plotly_array(spec["data"][0]["x"])
+    rel, rel_theory = plotly_array(spec["data"][0]["y"]), plotly_array(spec["data"][1]["y"])
     assert list(d) == [10, 100, 1000, 10000]
     assert rel_theory == pytest.approx([theory(int(n), 10)["rel_mse"] for n in d])
     assert np.abs(rel / rel_theory - 1).max() < 0.2  # 100 repeats per d (Z1's 10 % needs more; the core test)

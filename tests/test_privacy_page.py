@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 import numpy as np
 import pytest
+
+from tests.conftest import plotly_array
 
 PAGE = "pages/privacy.py"
 
@@ -18,13 +19,6 @@ def _ok(at):
 
 def _metric(at, label: str) -> float:
     return float(next(m.value for m in at.metric if m.label == label))
-
-
-def _array(values) -> np.ndarray:
-    """A trace's data from a chart spec: a list, or plotly's typed array ``{"dtype", "bdata"}``."""
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
 
 
 def _spec(at, title: str) -> dict:
@@ -43,7 +37,7 @@ def test_sawtooth_preset_shows_diff2_error_far_below_dp_gd_within_the_budget(ope
     replay = _spec(at, "squared error")
     assert replay["layout"]["sliders"][0]["currentvalue"]["prefix"] == "rounds shown: " and len(replay["frames"]) > 10
     last = replay["frames"][-1]["data"]
-    dp, diff2 = (_array(trace["y"]) for trace in last)
+    dp, diff2 = (plotly_array(trace["y"]) for trace in last)
     assert len(dp) == 100 and dp.mean() > 5 * diff2.mean()
     assert diff2[25] < diff2[24]  # the restart at r = 25 resets DIFF2's accumulated difference noise
 
@@ -58,7 +52,7 @@ def test_dp_gd_wins_preset_shows_diff2_worse_with_active_clipping(open_page):
 def test_ledger_chart_rises_to_at_most_the_target(open_page):
     at = _ok(open_page(PAGE, rounds="30", samples="1000", epsilon="3.0", restart="10", seeds="1"))
     ledger = _spec(at, "Privacy spent")
-    curves = [_array(trace["y"]) for trace in ledger["data"]]
+    curves = [plotly_array(trace["y"]) for trace in ledger["data"]]
     assert all(len(c) == 30 and (np.diff(c) >= 0).all() and c[-1] <= 3.0 for c in curves)
     assert curves[0][-1] > 2.0  # most of the budget is spent by the last round (opacus ≈ 80% of the target)
 

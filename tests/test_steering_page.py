@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.conftest import plotly_array
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/steering.py"
@@ -18,13 +18,6 @@ PAGE = "pages/steering.py"
 def _metrics(at, label: str) -> list[float]:
     """The displayed values of ``label``, one per sampler row: [method, CFG at equal calls, (CFG at w = 1.5)]."""
     return [float(m.value) for m in at.metric if m.label == label]
-
-
-def _array(value) -> np.ndarray:
-    """An array of a plotly spec: a list, or ``{"dtype", "bdata"}`` (base64), as plotly 6 writes numpy arrays."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def _titles(at, title: str) -> list[dict]:
@@ -83,7 +76,7 @@ def test_live_player_draws_the_chosen_scale_strip(open_page):
     assert next(m for m in at.metric if m.label == "Step").value == "3"
     z = _figure(at, "Chosen scale")["data"][0]["z"]  # plotly's typed array
     assert z["shape"] == "64, 3"  # 64 samples × 3 steps
-    assert (_array(z) == 1.0).all()  # high σ: fidelity keeps w = 1
+    assert (plotly_array(z) == 1.0).all()  # high σ: fidelity keeps w = 1
 
 
 def test_live_player_shows_picard_and_anderson_residuals(open_page):
@@ -91,7 +84,7 @@ def test_live_player_shows_picard_and_anderson_residuals(open_page):
     for _ in range(12):  # step 12 sits at flow t ≈ 0.34, inside the projected region
         at = at.button(key="steering-live-step").click().run()
     spec = _figure(at, "Residual per inner iteration")
-    residuals = {trace["name"]: _array(trace["y"]) for trace in spec["data"]}
+    residuals = {trace["name"]: plotly_array(trace["y"]) for trace in spec["data"]}
     assert set(residuals) == {"picard", "anderson"} and all(len(r) == 4 for r in residuals.values())
     assert residuals["anderson"][:2] == pytest.approx(residuals["picard"][:2])  # Anderson starts with Picard steps
     # on the sampler's own path G(z) − z ≈ h(v_c − v_u) hardly shrinks: neither solver converges (measured ≈ 1%/it)
@@ -128,7 +121,7 @@ def test_elucd_sweep_shows_accuracy_rising_with_the_scale():
         time.sleep(1.0)
         at.run()
     assert not at.exception and not at.error
-    accuracy = {trace["name"]: _array(trace["y"]) for trace in _figure(at, "Final accuracy")["data"]}
+    accuracy = {trace["name"]: plotly_array(trace["y"]) for trace in _figure(at, "Final accuracy")["data"]}
     assert accuracy["x0"][0] < 0.2 and accuracy["x0"][2] >= 0.99  # s = 0 (unguided) and s = 0.1
-    radius = {trace["name"]: _array(trace["y"]) for trace in _figure(at, "Final radius")["data"]}
+    radius = {trace["name"]: plotly_array(trace["y"]) for trace in _figure(at, "Final radius")["data"]}
     assert radius["xt"][2] < radius["x0"][2]  # the naive guide falls short of the circle

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_int
+from core.errors import OptiscopeError, check_budget, check_int, check_seed
 
 DTYPE = torch.float64
 TOKEN_BUDGET = 10**7  # n·T·d entries of X: 80 MB in float64
-MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def make_problem(
     ((6, 8, 10), (6, 10), 1.0)
     """
     n, T, d = _check_sizes(n, T, d)
-    g = torch.Generator().manual_seed(check_int("seed", seed, 0, MAX_SEED))
+    g = torch.Generator().manual_seed(check_seed(seed))
     v = torch.randn(d, generator=g)
     v /= torch.norm(v)
     y = 2 * torch.ones(n) * (torch.randn(n, generator=g) > 0) - 1

@@ -10,8 +10,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from core.attention_svm.problem import DTYPE, MAX_SEED, Problem, check_problem
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.attention_svm.problem import DTYPE, Problem, check_problem
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 
 EPS = torch.finfo(torch.float64).eps  # 2.2e-16, the reference implementation's epsilon
 PARAMS = {"w": "W (one d×d matrix)", "kq": "(K, Q), W = KᵀQ"}
@@ -180,7 +180,7 @@ def run(
     ((3, 10, 10), (3, 6, 8))
     """
     check_choice("param", param, PARAMS)
-    steps, seed = check_int("steps", steps, 1), check_int("seed", seed, 0, MAX_SEED)
+    steps, seed = check_int("steps", steps, 1), check_seed(seed)
     lr = check_positive("lr", lr)
     data, device = _stack(problem, device)
     work = steps * data[0].size

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from core.bilevel.checks import check_seed, check_tensor
+from core.bilevel.checks import check_tensor
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range, check_seed
 
 Batched = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (M, dx), (M, dy) -> (M,)
 DIVERGED = 1e6  # |x| beyond this counts as diverged (the run is frozen there)

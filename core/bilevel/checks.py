@@ -6,9 +6,7 @@ from typing import Any
 
 import torch
 
-from core.errors import OptiscopeError, check_int
-
-MAX_SEED = 2**63 - 1
+from core.errors import OptiscopeError
 
 
 def check_tensor(name: str, value: Any, *, dims: tuple[int, ...] | None = None, floating: bool = True) -> torch.Tensor:
@@ -29,8 +27,3 @@ def check_tensor(name: str, value: Any, *, dims: tuple[int, ...] | None = None, 
     if floating and not bool(torch.isfinite(value).all()):
         raise OptiscopeError(f"Expected `{name}` to be finite, but it holds NaN or inf")
     return value
-
-
-def check_seed(seed: Any) -> int:
-    """A seed ``torch.Generator.manual_seed`` accepts: an integer in [0, 2⁶³)."""
-    return check_int("seed", seed, low=0, high=MAX_SEED)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from core.bilevel.checks import check_seed, check_tensor
+from core.bilevel.checks import check_tensor
 from core.bilevel.implicit import RootSpec, check_root, root_vjp
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_seed
 
 MAX_STEPS = 2000
 NEWTON_STEPS = 30

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from core.bilevel.borep import MAX_WORK, BOREPConfig, UnboundedBilevel, bo_rep, check_problem, first_below
-from core.bilevel.checks import check_seed, check_tensor
-from core.errors import OptiscopeError, check_budget, check_int, check_positive
+from core.bilevel.checks import check_tensor
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_seed
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from core.blackbox.baselines import cbo_search, cma_es
 from core.blackbox.search import SearchConfig, SearchState, run
-from core.errors import OptiscopeError, check_budget, check_int, check_range
+from core.errors import OptiscopeError, check_budget, check_int, check_range, check_seed
 
 # Method key (the URL value) -> display label, and the runner each key names: runner(problem, budget=, goal=, seed=).
 SOLVER_LABELS = {
@@ -102,7 +102,7 @@ def compare(
         if m not in SOLVERS:
             raise OptiscopeError(f"Expected methods among {', '.join(map(repr, SOLVERS))}, but got {m!r}")
     budget = check_int("budget", budget)
-    seeds = tuple(check_int("seed", s, 0, 2**63 - 1) for s in seeds)
+    seeds = tuple(check_seed(s) for s in seeds)
     if not problems or not methods or not seeds:
         raise OptiscopeError("Expected at least one problem, one method and one seed")
     amount = len(methods) * len(problems) * len(seeds) * budget

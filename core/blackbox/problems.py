@@ -20,7 +20,7 @@ from torch import nn
 
 from core.cbo.objectives import OBJECTIVES
 from core.device import generator
-from core.errors import OptiscopeError, check_choice, check_int
+from core.errors import OptiscopeError, check_choice, check_int, check_seed
 
 # Problem kind (the URL value) -> display label.
 KINDS = {
@@ -158,7 +158,7 @@ def surrogate(d: int, *, seed: int = 0) -> Problem:
     >>> p.d, float(p(p.x_star[None])[0])
     (10, 0.0)
     """
-    d, seed = check_int("d", d, 1, MAX_INPUTS), check_int("seed", seed, 0, 2**63 - 1)
+    d, seed = check_int("d", d, 1, MAX_INPUTS), check_seed(seed)
     g = generator(seed)
     model = tanh_mlp(d, SURROGATE_WIDTH, SURROGATE_OUTPUTS, g)
     x_star = torch.rand(d, generator=g) * 2 - 1
@@ -218,7 +218,7 @@ def train_surrogate(name: str, d: int, *, n_samples: int = 512, steps: int = 300
     """
     truth = landscape(name, d)
     n_samples, steps = check_int("n_samples", n_samples, 8, 20_000), check_int("steps", steps, 1, 5000)
-    g = generator(check_int("seed", seed, 0, 2**63 - 1))
+    g = generator(check_seed(seed))
     x = truth.to_box(torch.rand(n_samples, truth.d, generator=g))
     y = truth(x)
     y = (y - y.mean()) / (y.std() + 1e-12)

@@ -15,7 +15,7 @@ import torch
 
 from core.blackbox.problems import BOUND_LIMIT
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range, check_seed
 
 METHODS = {"direct-search": "Direct search (MADS poll)", "attack": "Attacks only", "hybrid": "Hybrid: attack + poll"}
 ATTACKS = {"signed": "sign(Jᵀ∇f)", "centred": "sign(Jᵀ(∇f − mean ∇f)), the reference code's"}
@@ -158,7 +158,7 @@ def check_run(problem, x0, budget: int, seed: int, goal: float | None) -> tuple[
     lo, hi = check_problem(problem)
     budget = check_int("budget", budget, 1, MAX_EVALUATIONS)
     check_budget("evaluations × d", budget * lo.shape[0], MAX_WORK, hint="Use a smaller budget or d.")
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     goal = -float("inf") if goal is None else check_range("goal", goal, -1e300, 1e300)
     return check_start(problem, x0, lo, hi), budget, seed, goal
 

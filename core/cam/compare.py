@@ -13,7 +13,7 @@ from torch import nn
 from core.cam.cfcam import CFCAMConfig, CFCAMResult, cf_cam
 from core.cam.gradcam import METHODS, check_images, check_inputs, resolve_layer
 from core.cam.metrics import MetricsProgress, Scorer, metrics_table, pointing_game
-from core.errors import OptiscopeError, check_int
+from core.errors import OptiscopeError, check_int, check_seed
 
 AUTHORS_CONFIG = CFCAMConfig()  # frozen, so one shared default is safe
 MAX_IMAGES = 256  # images per metrics run: with 5 methods and 32 steps, ~1 min of the shapes CNN on one core
@@ -122,5 +122,5 @@ def run(
     if not isinstance(config, CFCAMConfig):
         raise OptiscopeError(f"Expected `config` to be a CFCAMConfig, but got {type(config).__name__}")
     name = resolve_layer(model, layer)
-    methods = scorers(model, layer=name, config=config, seed=check_int("seed", seed, 0, 2**63 - 1))
+    methods = scorers(model, layer=name, config=config, seed=check_seed(seed))
     return metrics_table(model, inputs, target, masks, methods, batch_size=batch_size, steps=steps, substrate=substrate)

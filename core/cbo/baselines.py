@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.cbo.config import check_alpha, check_seed, check_steps
+from core.cbo.config import check_alpha, check_steps
 from core.cbo.consensus import gibbs_mean
 from core.cbo.objectives import Objective
 from core.cbo.state import (
@@ -26,7 +26,7 @@ from core.cbo.state import (
     make_state,
 )
 from core.device import generator
-from core.errors import OptiscopeError, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_int, check_positive, check_range, check_seed
 
 # The page's comparison paths (Riedl et al., Fig. 2): GD takes lr·dt = 2e-3, twice the paper's 1e-3 step and still
 # stable on Rastrigin, for 1000 steps instead of 1e4 (a path, not a convergence study); CH hops with the paper's σ = .7.

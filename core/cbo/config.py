@@ -33,11 +33,6 @@ def check_steps(name: str, steps: int) -> int:
     return check_int(name, steps, 1, MAX_STEPS)
 
 
-def check_seed(seed: int) -> int:
-    """A seed ``torch.Generator.manual_seed`` accepts: an integer in [0, 2**63 - 1]."""
-    return check_int("seed", seed, 0, 2**63 - 1)
-
-
 @dataclass(frozen=True)
 class CBOConfig:
     r"""Consensus-based optimization (CBO): https://arxiv.org/abs/1604.05648

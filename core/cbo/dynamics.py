@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import torch
 
-from core.cbo.config import DEFAULT_CONFIG, CBOConfig, check_seed, check_steps
+from core.cbo.config import DEFAULT_CONFIG, CBOConfig, check_steps
 from core.cbo.consensus import gibbs_mean
 from core.cbo.state import (
     CBOState,
@@ -21,7 +21,7 @@ from core.cbo.state import (
     make_state,
 )
 from core.device import generator
-from core.errors import OptiscopeError
+from core.errors import OptiscopeError, check_seed
 
 NOISE_CHUNK = 2**18  # noise elements drawn per generator call: many steps at once for small swarms (one call each)
 

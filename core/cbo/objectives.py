@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from core.cbo.config import MAX_COORDINATES, check_seed
-from core.errors import OptiscopeError, check_budget, check_int, check_range
+from core.cbo.config import MAX_COORDINATES
+from core.errors import OptiscopeError, check_budget, check_int, check_range, check_seed
 
 
 def rastrigin(x: torch.Tensor, a: float = 10.0) -> torch.Tensor:

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from core.errors import OptiscopeError, check_int, check_range
+from core.errors import OptiscopeError, check_int, check_range, check_seed
 
 MAX_WIDTH, MAX_DEPTH = 1024, 8
 FREQUENCIES = 6  # Fourier features per scalar input (log σ and w): 2^0 … 2^5 cycles over its range
@@ -52,7 +52,7 @@ class EDMMLP(nn.Module):
     ):
         super().__init__()
         with torch.random.fork_rng(devices=[]):  # torch's initialisers draw from the global RNG: seed a fork of it
-            torch.manual_seed(check_int("seed", seed, 0, 2**63 - 1))
+            torch.manual_seed(check_seed(seed))
             self._build(num_classes, width, depth, sigma_data, w_range)
 
     def _build(self, num_classes, width, depth, sigma_data, w_range) -> None:

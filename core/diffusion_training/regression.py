@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range, check_seed
 
 KERNELS = {"empirical": "the network's own NTK at initialisation (torch.func)", "infinite": "the infinite-width NTK"}
 MAX_WIDTH, MAX_POINTS = 8192, 4000
@@ -53,7 +53,7 @@ def make_problem(mixture, *, sigma: float = 0.5, n_samples: int = 200, n_test: i
     sigma = check_range("sigma", sigma, 1e-3, 100.0)
     n_samples = check_int("n_samples", n_samples, 2, MAX_POINTS)
     n_test = check_int("n_test", n_test, 1, MAX_POINTS)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
 
     def pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,7 +205,7 @@ def regress(
     steps = check_int("steps", steps, 1, 1_000_000)
     every = check_int("every", every, 1, steps)
     check_choice("kernel", kernel, KERNELS)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     points = len(problem.inputs) + len(problem.test_inputs)
     check_budget("width × steps × points", width * steps * points, BUDGET, hint="Use fewer steps or a smaller width.")
     return _loop(problem, width, steps, every, kernel, seed)
@@ -262,7 +262,7 @@ def kernel_curve(problem: ScoreProblem, steps: list[float], *, width: int | None
         fit = KernelFit(infinite_ntk(x, x), infinite_ntk(x_test, x), problem.target)
     else:
         width = check_int("width", width, 2, MAX_WIDTH)
-        model = TwoLayer(width - width % 2, check_int("seed", seed, 0, 2**63 - 1), x.device)
+        model = TwoLayer(width - width % 2, check_seed(seed), x.device)
         fit = KernelFit(empirical_ntk(model, x, x), empirical_ntk(model, x_test, x), problem.target)
     rows = []
     for t in steps:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range, check_seed
 
 from . import sampling
 from .losses import LOSSES, levels
@@ -166,7 +166,7 @@ def run(
     n_samples = None if n_samples is None else check_int("n_samples", n_samples, 1, MAX_SAMPLES)
     low, high = model.w_range or (0.0, 20.0)
     sample_w = check_range("sample_w", sample_w, low, high)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     params = sum(p.numel() for p in model.parameters())
     work = config.batch_size * params * config.calls_per_step() * steps * config.halvings
     check_budget("parameter-evaluations (batch × parameters × calls × steps)", work, BUDGET, hint="Use fewer steps.")

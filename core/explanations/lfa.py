@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_seed
 from core.explanations.neighbourhoods import (
     DEFAULT_CONFIG,
     NEIGHBOURHOODS,
@@ -180,7 +180,7 @@ def lfa(
         inputs,
         features,
         n_samples,
-        generator(check_int("seed", seed, 0, 2**63 - 1), inputs.device),
+        generator(check_seed(seed), inputs.device),
         _check_config(config),
     )
     if loss == "gradient":
@@ -232,7 +232,7 @@ def faithfulness(
         inputs,
         features,
         n_samples,
-        generator(check_int("seed", seed, 0, 2**63 - 1), inputs.device),
+        generator(check_seed(seed), inputs.device),
         _check_config(config),
     )
     if loss == "gradient":

@@ -30,7 +30,7 @@ from captum.attr._core.lime import get_exp_kernel_similarity_function
 from torch import nn
 
 from core.device import generator
-from core.errors import check_choice, check_int
+from core.errors import check_choice, check_seed
 from core.explanations.lfa import _check_config, _checked, faithfulness, lfa, output
 from core.explanations.neighbourhoods import DEFAULT_CONFIG, LFAConfig, expand
 
@@ -295,7 +295,7 @@ def explain(
     m = METHODS[check_choice("method", method, METHODS)]
     _, _, features, target, n_samples = _checked(model, inputs, m.neighbourhood, m.loss, target, features, n_samples)
     d, config = int(features.max()) + 1, _check_config(config)
-    with _seeded_global_rng(check_int("seed", seed, 0, 2**63 - 1), inputs.device):
+    with _seeded_global_rng(check_seed(seed), inputs.device):
         return m.attribute(lambda x: output(model, x, target), inputs, features, d, n_samples, seed, config)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 from core.explanations.lfa import SAMPLE_ELEMENT_BUDGET, _describe, first_call, output
 
 AGREEMENT = {
@@ -81,7 +81,7 @@ def perturbation_test(
     k_max = check_int("k_max", k_max, 1, d)
     draws = 1 if perturbation == "binary" else check_int("n_samples", n_samples, 1)
     check_budget("perturbed input elements N·d·k_max·draws", n * d * k_max * draws, SAMPLE_ELEMENT_BUDGET)
-    sigma, seed = check_positive("sigma", sigma), check_int("seed", seed, 0, 2**63 - 1)
+    sigma, seed = check_positive("sigma", sigma), check_seed(seed)
     scores = {}
     with torch.no_grad():
         targets = _check_targets(model, inputs, targets)

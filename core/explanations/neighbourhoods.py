@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import OptiscopeError, check_choice, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_choice, check_int, check_positive, check_range, check_seed
 
 # Weight of the empty and full coalitions in KernelSHAP's regression: infinite in theory; captum's choice.
 SHAPLEY_INF_WEIGHT = 1e6
@@ -269,7 +269,7 @@ def neighbourhood_samples(
         raise OptiscopeError(f"Expected `config` to be an LFAConfig, but got {type(config).__name__}")
     features = check_features(features, inputs)
     n_samples = check_int("n_samples", n_samples, 1, 100_000)
-    gen = torch.Generator(device=inputs.device).manual_seed(check_int("seed", seed, 0, 2**63 - 1))
+    gen = torch.Generator(device=inputs.device).manual_seed(check_seed(seed))
     return sample(nb, inputs, features, n_samples, gen, config)
 
 

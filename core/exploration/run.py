@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 from core.exploration.explorers import EXPLORERS, Path, Ridge
 from core.exploration.mdp import LinearMixtureMDP, _evaluate, _plan, _value_iteration, check_horizon, check_rewards
 
@@ -104,7 +104,7 @@ def run(
         raise OptiscopeError(f"Expected `mdp` to be a LinearMixtureMDP, but got {type(mdp).__name__}")
     if not isinstance(config, ExploreConfig):
         raise OptiscopeError(f"Expected `config` to be an ExploreConfig, but got {type(config).__name__}")
-    steps, every, seed = check_int("steps", steps), check_int("every", every), check_int("seed", seed, 0, 2**63 - 1)
+    steps, every, seed = check_int("steps", steps), check_int("every", every), check_seed(seed)
     check_budget(
         "transitions K·H", steps * config.horizon, EPISODE_STEP_BUDGET, hint="Use fewer episodes or a shorter H."
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_seed
 from core.exploration.explorers import EXPLORERS
 from core.exploration.mdp import LinearMixtureMDP, check_horizon, check_mdp, check_rewards
 from core.exploration.run import EPISODE_STEP_BUDGET, ExploreConfig, run
@@ -64,7 +64,7 @@ def scaling(
     epsilon, steps = check_positive("epsilon", epsilon), check_int("steps", steps)
     check_budget("transitions Σ K·H over the grid", len(explorers) * steps * sum(horizons), SCALING_BUDGET)
     check_rewards(check_mdp(mdp), rewards)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     configs = [[ExploreConfig(explorer=e, horizon=h, beta=beta) for h in horizons] for e in explorers]
     return _fill(mdp, rewards, configs, explorers, horizons, epsilon, steps, seed)
 

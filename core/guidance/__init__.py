@@ -12,7 +12,6 @@ Adaptive Projected Guidance (APG): https://arxiv.org/abs/2410.02416 — on diffu
     2.0
 """
 
-from .adaptive import AdaptiveGuidance
 from .decompose import apg
 from .denoisers import EmpiricalDigitsDenoiser, GaussianMixtureDenoiser, digits_unet
 from .guiders import GUIDERS, GuiderConfig, make_guider
@@ -37,3 +36,12 @@ __all__ = [
     "sweep",
     "trace",
 ]
+
+
+def __getattr__(name: str):
+    # AdaptiveGuidance subclasses a diffusers guider: importing it imports diffusers (see guiders._guiders)
+    if name == "AdaptiveGuidance":
+        from .adaptive import AdaptiveGuidance
+
+        return AdaptiveGuidance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

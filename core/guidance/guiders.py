@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from diffusers.guiders import (
-    AdaptiveProjectedGuidance,
-    AdaptiveProjectedMixGuidance,
-    ClassifierFreeGuidance,
-    ClassifierFreeZeroStarGuidance,
-    FrequencyDecoupledGuidance,
-    TangentialClassifierFreeGuidance,
-)
-from diffusers.guiders.guider_utils import BaseGuidance
-from diffusers.utils import logging as diffusers_logging
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from core.errors import OptiscopeError, check_choice, check_int, check_positive, check_range
 
-from .adaptive import AdaptiveGuidance
+if TYPE_CHECKING:
+    from diffusers.guiders.guider_utils import BaseGuidance
 
-# every BaseGuidance() logs "Guiders are currently an experimental feature"; the page builds many
-diffusers_logging.get_logger("diffusers.guiders.guider_utils").setLevel(diffusers_logging.ERROR)
+
+@cache
+def _guiders() -> ModuleType:
+    """`diffusers.guiders`, imported on first use: it imports torch._dynamo (~3 CPU-s), which a shipped first
+    screen never needs."""
+    from diffusers import guiders
+    from diffusers.utils import logging as diffusers_logging
+
+    # every BaseGuidance() logs "Guiders are currently an experimental feature"; the page builds many
+    diffusers_logging.get_logger("diffusers.guiders.guider_utils").setLevel(diffusers_logging.ERROR)
+    return guiders
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,18 @@ class GuiderConfig:
 
 
 def _cfg(c: GuiderConfig) -> BaseGuidance:
-    return ClassifierFreeGuidance(guidance_scale=c.w - 1, use_original_formulation=True)
+    return _guiders().ClassifierFreeGuidance(guidance_scale=c.w - 1, use_original_formulation=True)
 
 
 def _cfg_rescale(c: GuiderConfig) -> BaseGuidance:
-    return ClassifierFreeGuidance(
+    return _guiders().ClassifierFreeGuidance(
         guidance_scale=c.w - 1, guidance_rescale=c.guidance_rescale, use_original_formulation=True
     )
 
 
 def _apg(c: GuiderConfig) -> BaseGuidance:
     # use_original_formulation=True with scale w−1 is the paper; the default (D_u + s·upd) drops η's cond part
-    return AdaptiveProjectedGuidance(
+    return _guiders().AdaptiveProjectedGuidance(
         guidance_scale=c.w - 1,
         eta=c.eta,
         adaptive_projected_guidance_rescale=c.rescale,
@@ -76,7 +78,7 @@ def _apg(c: GuiderConfig) -> BaseGuidance:
 
 
 def _apg_mix(c: GuiderConfig) -> BaseGuidance:
-    return AdaptiveProjectedMixGuidance(
+    return _guiders().AdaptiveProjectedMixGuidance(
         guidance_scale=c.w - 1,
         adaptive_projected_guidance_scale=c.w - 1,
         adaptive_projected_guidance_momentum=c.momentum or None,
@@ -87,14 +89,18 @@ def _apg_mix(c: GuiderConfig) -> BaseGuidance:
 
 
 def _tcfg(c: GuiderConfig) -> BaseGuidance:
-    return TangentialClassifierFreeGuidance(guidance_scale=c.w - 1, use_original_formulation=True)
+    return _guiders().TangentialClassifierFreeGuidance(guidance_scale=c.w - 1, use_original_formulation=True)
 
 
 def _zero_star(c: GuiderConfig) -> BaseGuidance:
-    return ClassifierFreeZeroStarGuidance(guidance_scale=c.w - 1, zero_init_steps=1, use_original_formulation=True)
+    return _guiders().ClassifierFreeZeroStarGuidance(
+        guidance_scale=c.w - 1, zero_init_steps=1, use_original_formulation=True
+    )
 
 
 def _adaptive(c: GuiderConfig) -> BaseGuidance:
+    from .adaptive import AdaptiveGuidance
+
     return AdaptiveGuidance(
         guidance_scale=c.w - 1, gamma=c.gamma, warmup_steps=c.warmup_steps, use_original_formulation=True
     )
@@ -130,7 +136,7 @@ def check_fits(guider: BaseGuidance, sample_ndim: int) -> None:
     PAG, SkipLayer, SmoothedEnergy and AutoGuidance hook transformer blocks; frequency-decoupled guidance
     needs images (N, C, H, W).
     """
-    if not isinstance(guider, BaseGuidance):
+    if not isinstance(guider, _guiders().BaseGuidance):
         raise OptiscopeError(f"Expected `guider` to be a GuiderConfig or a diffusers guider, but got {guider!r}")
     needs = list(guider._input_predictions)
     if needs != ["pred_cond", "pred_uncond"] or type(guider).__name__ == "AutoGuidance":
@@ -138,7 +144,7 @@ def check_fits(guider: BaseGuidance, sample_ndim: int) -> None:
             f"{type(guider).__name__} does not fit this model: it needs {needs} and hooks into transformer layers; "
             "use a guider that combines a conditional and an unconditional prediction (CFG, APG, ...)."
         )
-    if isinstance(guider, FrequencyDecoupledGuidance) and sample_ndim != 3:
+    if isinstance(guider, _guiders().FrequencyDecoupledGuidance) and sample_ndim != 3:
         raise OptiscopeError(
             "FrequencyDecoupledGuidance needs image samples (C, H, W); this model's samples are not images."
         )

@@ -5,15 +5,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers.guiders.guider_utils import BaseGuidance
 
-from core.errors import OptiscopeError, check_budget, check_int
+from core.errors import OptiscopeError, check_budget, check_int, check_seed
 
 from .decompose import cosine, decompose, norms
 from .denoisers import check_target
 from .guiders import GuiderConfig, check_fits, make_guider
+
+if TYPE_CHECKING:
+    from diffusers.guiders.guider_utils import BaseGuidance
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def run(
     """
     target = check_target(denoiser, target)
     steps = check_int("steps", steps, 1, 1000)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     check_budget(
         "sample-steps (samples × steps)",
         len(target) * steps,

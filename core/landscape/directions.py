@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import OptiscopeError, check_choice, check_int
+from core.errors import OptiscopeError, check_choice, check_seed
 from core.landscape.functional import Params, check_params, check_point, flatten, unflatten
 
 NORMS = ("filter", "layer", "model", "weight", None)
@@ -84,7 +84,7 @@ def random_direction(
 
 def _gaussian(params: Params, seed: int) -> torch.Tensor:
     check_point(params)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     return torch.randn(sum(v.numel() for v in params.values()), generator=gen, dtype=torch.float64)
 
 

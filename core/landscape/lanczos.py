@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 from core.landscape.functional import LossFn, Params, unflatten
 from core.landscape.hvp import HessianOperator
 
@@ -158,7 +158,7 @@ def eigenpairs(
     """
     check_choice("which", which, WHICH)
     check_positive("tol", tol)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     op = HessianOperator(loss_fn, params)
     k = check_int("k", k, 1, min(op.size, MAX_K))
     max_iter = check_max_iter(max_iter, op.size)
@@ -227,7 +227,7 @@ def spectral_density(
     ([1.0, 2.0, 3.0, 4.0, 5.0], 1.0)
     """
     n_runs = check_int("n_runs", n_runs, 1)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     n_bins = check_int("n_bins", n_bins, 2)
     check_positive("sigma2", sigma2)
     op = HessianOperator(loss_fn, params)

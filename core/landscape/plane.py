@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import OptiscopeError, check_choice, check_int
+from core.errors import OptiscopeError, check_choice, check_int, check_seed
 from core.landscape.directions import random_directions
 from core.landscape.functional import LossFn, Params
 from core.landscape.lanczos import eigenpairs
@@ -42,7 +42,7 @@ def plane(loss_fn: LossFn, params: Params, *, axes: str = "random", i: int = 1, 
     """
     check_choice("axes", axes, AXES)
     i, j = check_int("i", i, 1, MAX_PAIR), check_int("j", j, 1, MAX_PAIR)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     if axes == "random":
         d1, d2 = random_directions(params, norm="filter", seed=seed)
         return Plane(d1, d2, "filter-normalized random (Gaussian, Gram–Schmidt)")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import check_choice, check_int, check_positive
+from core.errors import check_choice, check_int, check_positive, check_seed
 from core.landscape.functional import LossFn, Params
 from core.landscape.hvp import HessianOperator
 from core.landscape.lanczos import check_max_iter, lanczos
@@ -114,7 +114,7 @@ def hessian_trace(
     """
     check_choice("method", method, TRACE_METHODS)
     n_probes = check_int("n_probes", n_probes, 1, MAX_PROBES)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     op = HessianOperator(loss_fn, params)
     matvec = lambda v: op.matvec(v).double()  # noqa: E731
     trace, stderr = _trace(matvec, op.size, n_probes, torch.Generator().manual_seed(seed), method, op.device)
@@ -159,7 +159,7 @@ def layer_spectra(
     [('a', 3.0, 4.0), ('b', 5.0, 5.0)]
     """
     n_probes = check_int("n_probes", n_probes, 1, MAX_PROBES)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     check_positive("tol", tol)
     chosen = list(params) if names is None else [check_choice("names", name, tuple(params)) for name in names]
     op = HessianOperator(loss_fn, params)

@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
-from core.learning_rules.perturbation import check_seed
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range, check_seed
 
 METHODS = ("noprop", "backprop_chain", "mlp")
 EPOCH_BUDGET = 2_000  # epochs × blocks: keeps one run under about a minute on one CPU core

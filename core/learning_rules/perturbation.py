@@ -16,15 +16,10 @@ import torch.nn.functional as F
 from torch.func import jvp, vmap
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 
 ESTIMATORS = ("weight", "antithetic", "spsa", "forward")
 PROBE_BUDGET = 5e7  # n_samples × d floats of directions held at once
-
-
-def check_seed(seed: int) -> int:
-    """``seed`` as an int a ``torch.Generator`` takes."""
-    return check_int("seed", seed, 0, 2**63 - 1)
 
 
 def check_tensor(name: str, value: torch.Tensor, *, dim: int | None = None) -> torch.Tensor:

@@ -20,8 +20,8 @@ from itertools import pairwise
 import torch
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range
-from core.learning_rules.perturbation import check_seed, check_tensor
+from core.errors import OptiscopeError, check_budget, check_int, check_positive, check_range, check_seed
+from core.learning_rules.perturbation import check_tensor
 
 ITERATION_BUDGET = 5e9  # runs × items × weights × iterations
 

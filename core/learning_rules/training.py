@@ -17,9 +17,9 @@ import torch
 from torch.func import vmap
 
 from core.device import generator
-from core.errors import check_budget, check_choice, check_int, check_range
+from core.errors import check_budget, check_choice, check_int, check_range, check_seed
 from core.learning_rules.noprop import check_digits
-from core.learning_rules.perturbation import check_seed, estimate, mlp_loss, node_perturbation
+from core.learning_rules.perturbation import estimate, mlp_loss, node_perturbation
 
 RULES = {
     "backprop": "Backprop",

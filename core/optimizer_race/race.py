@@ -13,7 +13,7 @@ from dog import PolynomialDecayAverager
 from torch import nn
 
 from core.device import generator
-from core.errors import check_budget, check_int, check_positive
+from core.errors import check_budget, check_int, check_positive, check_seed
 from core.optimizer_race.optimizers import OptimizerSpec, get_optimizer, schedule_factor
 from core.optimizer_race.workloads import BATCH, Workload, get_workload
 
@@ -65,7 +65,7 @@ def run(
     ([0, 10, 20], True, True)
     """
     wl, spec = get_workload(workload), get_optimizer(optimizer)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     steps = wl.budget if steps is None else check_int("steps", steps)
     check_budget("training steps", steps, MAX_STEPS)
     base_lr = check_positive("lr", lr) if lr is not None else (spec.lr or wl.tuned_lr)

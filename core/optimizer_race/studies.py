@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_range
+from core.errors import OptiscopeError, check_budget, check_choice, check_range, check_seed
 from core.optimizer_race.optimizers import OPTIMIZERS, RACE
 from core.optimizer_race.race import run
 from core.optimizer_race.scoring import median_time
@@ -47,7 +47,7 @@ class Study:
     def __post_init__(self) -> None:
         check_choice("workload", self.workload, tuple(WORKLOADS))
         check_choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
-        check_int("seed", self.seed, 0, 2**63 - 1)
+        check_seed(self.seed)
         columns = {"steps": self.steps, "seconds": self.seconds, "values": self.values, "beliefs": self.beliefs}
         if len({len(c) for c in columns.values()}) != 1:
             raise OptiscopeError(f"Expected a study's columns of one length, but got {_lengths(columns)}")
@@ -116,7 +116,7 @@ def race(
         check_choice("workload", key, tuple(WORKLOADS))
     for key in optimizers:
         check_choice("optimizer", key, tuple(OPTIMIZERS))
-    seeds = [check_int("seed", s, 0, 2**63 - 1) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     total = len(workloads) * len(optimizers) * len(seeds)
     check_budget("studies", total, MAX_STUDIES)
     return _race_loop(workloads, optimizers, seeds, total)
@@ -197,7 +197,7 @@ def calibrate(
         raise OptiscopeError("Expected at least one learning rate in `lrs`, but got none")
     check_budget("studies", len(lrs) * len(seeds), MAX_STUDIES)
     lrs = tuple(check_range("lrs", lr, 1e-8, MAX_LR) for lr in lrs)
-    seeds = tuple(check_int("seed", s, 0, 2**63 - 1) for s in seeds)
+    seeds = tuple(check_seed(s) for s in seeds)
     return _calibrate_loop(workload, lrs, seeds)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_seed
 from core.privacy.accountant import calibrate, ledger
 from core.privacy.config import DEFAULT_CONFIG, GRADIENT_BUDGET, MAX_ROUNDS, PrivateConfig
 from core.privacy.data import MODELS, TASKS, Dataset, init_parameters, n_parameters, per_sample_gradients
@@ -87,7 +87,7 @@ def run(
     check_choice("model", model, MODELS)
     if not isinstance(config, PrivateConfig):
         raise OptiscopeError(f"Expected `config` to be a PrivateConfig, but got {type(config).__name__}")
-    steps, seed = check_int("steps", steps, 1, MAX_ROUNDS), check_int("seed", seed, 0, 2**63 - 1)
+    steps, seed = check_int("steps", steps, 1, MAX_ROUNDS), check_seed(seed)
     inputs, target = _check_data(data, config.n_clients, device)
     size = n_parameters(model, inputs.shape[1])
     check_budget(

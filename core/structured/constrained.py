@@ -16,7 +16,7 @@ import torch
 from torch.func import grad, hessian, jacrev
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_range, check_seed
 from core.structured._start import check_problem, start_point
 from core.structured.constrained_problems import ConstrainedProblem
 from core.structured.sketch import SOLVERS, Sketch
@@ -144,7 +144,7 @@ def run(
     ('converged', 1.732051, 1.0)
     """
     check_problem(problem, ConstrainedProblem)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     x = start_point(problem.x0, x0, device)
     m = problem.constraints(x).numel()
     lam = torch.ones(m, dtype=x.dtype, device=x.device) if multipliers is None else torch.as_tensor(multipliers).to(x)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from core.device import generator
-from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive
+from core.errors import OptiscopeError, check_budget, check_choice, check_int, check_positive, check_seed
 from core.structured._start import check_finite, check_problem, check_tensor, start_point
 from core.structured.coordinate_problems import CoordinateProblem
 
@@ -121,7 +121,7 @@ def run(
     check_tensor("problem.curvature", problem.curvature, (problem.d, problem.d))
     check_positive("problem.l1", problem.l1, strict=False)
     check_finite("problem.f_star", problem.f_star)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     x = start_point(problem.x0, x0, device)
     if not float(problem.objective(x)) > problem.f_star:  # the relative gap divides by F(x0) - F*
         raise OptiscopeError(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from core.device import generator
-from core.errors import check_choice, check_int, check_range
+from core.errors import check_choice, check_range, check_seed
 
 WEIGHT_RANGE = (1e-6, 1e3)  # tv and mu where CLARABEL still certifies Ψ* to 1e-12
 PROBLEMS = {"tv-denoising": "TV-regularized least squares: recover a piecewise-constant signal"}
@@ -105,7 +105,7 @@ def make_problem(name: str, *, tv: float = 0.05, mu: float = 0.05, seed: int = 0
     """
     check_choice("problem", name, PROBLEMS)
     tv, mu = check_range("tv", tv, *WEIGHT_RANGE), check_range("mu", mu, *WEIGHT_RANGE)
-    return _cached(tv, mu, check_int("seed", seed, 0, 2**63 - 1), str(torch.device(device or "cpu")))
+    return _cached(tv, mu, check_seed(seed), str(torch.device(device or "cpu")))
 
 
 @functools.lru_cache(maxsize=8)

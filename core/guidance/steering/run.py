@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import OptiscopeError, check_budget, check_int
+from core.errors import OptiscopeError, check_budget, check_int, check_seed
 
 from ..denoisers import check_target
 from .base import StepInput, require_guider
@@ -81,7 +81,7 @@ def run(denoiser, target, *, guider, steps: int = 32, seed: int = 0) -> Iterator
     """
     target = check_target(denoiser, target)
     steps = check_int("steps", steps, 1, 1000)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     require_guider(guider)
     hint = "Use fewer samples, steps or inner iterations."
     check_budget("sample-steps (samples × steps)", len(target) * steps, denoiser.max_sample_steps, hint=hint)
