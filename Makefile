@@ -40,7 +40,7 @@ test: lint
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadgroup
 
 bench: $(VENV)/.bench
-	@start=$$(date +%s); for script in $(filter-out bench/fuzz.py,$(BENCHMARKS)); do echo "== $$script"; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; done; echo "== make bench: $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); for script in $(filter-out bench/fuzz.py,$(BENCHMARKS)); do echo "== $$script"; t=$$(date +%s); OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python $$script $(BENCH_ARGS) || exit 1; echo "== $$script: $$(( $$(date +%s) - t )) s"; done; echo "== make bench: $$(( $$(date +%s) - start )) s"
 	$(BIN)/python bench/readme_table.py
 
 # Every public core entry point under hypothesis, 200 examples each (about 40 minutes here).
