@@ -51,6 +51,7 @@ fuzz: $(VENV)/.dev
 precompute: $(VENV)/.installed
 	$(BIN)/python -m pages._landscape_shipped
 	$(BIN)/python -m pages._shipped structured
+	$(BIN)/python -m pages._shipped diffusion_training
 	$(BIN)/python -m core.guidance.shipped
 	$(BIN)/python -m core.learning_rules.shipped
 	$(BIN)/python -m core.curvature.compare

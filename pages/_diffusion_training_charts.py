@@ -10,6 +10,8 @@ import streamlit as st
 import torch
 
 from core import diffusion_training as DT
+from core import guidance as G
+from core import zoo
 from core.diffusion_training import models as distilled
 from core.diffusion_training import sampling
 from core.guidance.metrics import precision_recall
@@ -135,6 +137,19 @@ def render_regression(states: list, kernel_rows: list[dict]) -> None:
 
 
 @torch.no_grad()
+def teacher_table(ws: tuple[float, ...], seed: int, device: str) -> pd.DataFrame:
+    """The exact teacher's sweep over ``ws`` (32 steps, 64 calls): the first screen's chart (shipped)."""
+    mixture = G.GaussianMixtureDenoiser(device=device)
+    exact = {"teacher, 32 steps (64 calls)": (lambda y, w: sampling.exact_cfg(mixture, y, w), sampling.grid(32))}
+    return sweep(exact, ws, mixture, seed=seed)
+
+
+def distilled_digits(w: float, seed: int, device: str) -> np.ndarray:
+    """:func:`digits_pair` of the shipped teacher and distilled UNets (shipped for the default link)."""
+    teacher, student = (zoo.load(name, device=device) for name in ("digits-unet", "digits-unet-distilled"))
+    return digits_pair(teacher.requires_grad_(False), student.requires_grad_(False), w, seed, device)
+
+
 def digits_pair(teacher, student, w: float, seed: int, device) -> np.ndarray:
     """One sample per digit: the teacher's CFG in 32 DDIM steps, then the distilled student in 4; (20, 8, 8)."""
     labels = torch.arange(10, device=device)

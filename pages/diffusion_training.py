@@ -11,6 +11,7 @@ from core import guidance as G
 from core import zoo
 from core.diffusion_training import sampling
 from pages import _diffusion_training_charts as charts
+from pages import _shipped as shipped
 from pages import _ui as ui
 
 PARTS = {"distill": "Guided distillation", "npo": "Self-NPO", "ntk": "DSM as kernel regression"}
@@ -39,22 +40,19 @@ if part != "ntk":
     every = max(1, (steps + 3 * steps2) // 60)
 
 
-@st.cache_data(max_entries=8, show_spinner="Sampling the exact teacher…")
+cache = shipped.cache_for("diffusion_training", max_entries=8)  # the default link's teacher and digits are shipped
+teacher_table = cache(charts.teacher_table, show_spinner="Sampling the exact teacher…")
+distilled_digits = cache(charts.distilled_digits, show_spinner="Sampling the digits UNets…")
+
+
 def teacher_sweep(seed: int) -> pd.DataFrame:
-    exact = {"teacher, 32 steps (64 calls)": (lambda y, w: sampling.exact_cfg(mixture, y, w), sampling.grid(32))}
-    return charts.sweep(exact, (*SWEEP_WS, 7.5), mixture, seed=seed)
+    return teacher_table((*SWEEP_WS, 7.5), seed, str(device))
 
 
 @st.cache_resource(max_entries=8, show_spinner="Drawing the problem and solving its kernel regression…")
 def score_problem(n: int, width: int, seed: int) -> tuple:
     problem = DT.make_problem(mixture, sigma=0.5, n_samples=n, n_test=1000, seed=seed)
     return problem, charts.kernel_rows(problem, width, seed)
-
-
-@st.cache_data(max_entries=16, show_spinner="Sampling the digits UNets…")
-def digits_samples(w: float, seed: int) -> np.ndarray:
-    teacher, student = ui.zoo_model("digits-unet"), ui.zoo_model("digits-unet-distilled")
-    return charts.digits_pair(teacher, student, w, seed, ui.device())
 
 
 def final_distill_sweep(states: list) -> pd.DataFrame:
@@ -124,10 +122,10 @@ with ui.errors("the training run"):
 if part == "distill":
     with ui.errors("the distilled digits UNet"):
         st.subheader("Digits: the distilled UNet in 4 calls (bottom) beside the teacher's CFG in 64 (top)")
-        images = digits_samples(w, seed)
+        images = distilled_digits(w, seed, str(device))
         ui.chart(ui.image_grid(images, columns=10, zmin=-1, zmax=1, height=80), key="dt-digits", data={"x": images})
-        shipped = zoo.info("digits-unet-distilled")["metrics"]
-        ui.metrics({k.replace("_", " "): v for k, v in shipped.items() if k.startswith("accuracy")})
+        recipe = zoo.info("digits-unet-distilled")["metrics"]
+        ui.metrics({k.replace("_", " "): v for k, v in recipe.items() if k.startswith("accuracy")})
 
 if part == "ntk":
     with ui.errors("the regression"):

@@ -133,10 +133,12 @@ if method == "elucd":
 
 st.subheader("Digits: the method beside CFG at equal model calls (shipped UNet)")
 with ui.errors("the digits run"):
-    U, evaluator, judge = unet(), ui.zoo_model("digits-classifier"), ui.zoo_model("digits-mlp-converged")
-    dg = guider(method, U, evaluator, S.digits_evaluators(evaluator, fidelity=3 * fidelity), CANDIDATES["digits"])
-    labels, digit_runs = G.balanced_labels(10, N_DIGITS), runs(dg, U, DIGIT_STEPS)
-    job = lambda: S.compare(U, labels, runs=digit_runs, seed=seed, judge=judge)  # noqa: E731
+    labels, digit_runs, job = G.balanced_labels(10, N_DIGITS), {}, None
+    if ui.job_wanted("steering-digits"):  # the UNet (and diffusers, ~3 CPU-s) loads only when its job is wanted
+        U, evaluator, judge = unet(), ui.zoo_model("digits-classifier"), ui.zoo_model("digits-mlp-converged")
+        evaluators = S.digits_evaluators(evaluator, fidelity=3 * fidelity)
+        digit_runs = runs(guider(method, U, evaluator, evaluators, CANDIDATES["digits"]), U, DIGIT_STEPS)
+        job = lambda: S.compare(U, labels, runs=digit_runs, seed=seed, judge=judge)  # noqa: E731
     settings = (method, w, fidelity, iters, s, tau2, on, seed)
     done = ui.background("steering-digits", settings, job, PROGRESS, label="Sample digits (about 30 s)")
     if done:
