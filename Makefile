@@ -4,12 +4,12 @@ VENV   ?= .venv
 PORT   ?= 8501
 BIN    := $(VENV)/bin
 
-.PHONY: run test bench fuzz precompute lint loadtest soak thumbs clean
+.PHONY: run test bench fuzz precompute lint loadtest first-screens soak thumbs clean
 
-# Anchor benchmarks; the long fuzz, load test, soak and cluster have their own targets (cluster: run
+# Anchor benchmarks; the long fuzz, load test, first screens, soak and cluster have their own targets (cluster: run
 # bench/cluster.py after `make cluster`'s requirements); the README table runs last.
-BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/cluster.py bench/readme_table.py,\
-                           $(wildcard bench/*.py))
+BENCHMARKS := $(filter-out bench/_common.py bench/loadtest.py bench/soak.py bench/cluster.py bench/readme_table.py \
+                           bench/first_screens.py,$(wildcard bench/*.py))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ precompute: $(VENV)/.installed
 # 8 concurrent browser sessions against `streamlit run` (Debian's chromium): figures and time to first chart.
 loadtest: $(VENV)/.dev
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
+
+# Each lab's cold first render in a fresh process (CPU and wall seconds against the 5 s target).
+first-screens: $(VENV)/.dev
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/first_screens.py
 
 # Reruns of every page in AppTest with resident memory at start and end.
 soak: $(VENV)/.dev
