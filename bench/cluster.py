@@ -252,7 +252,8 @@ def report(runs: list[dict], count: int) -> list[str]:
         "# Cluster: 1 vs N replicas behind HAProxy, Redis as the shared result cache",
         "",
         f"`python bench/cluster.py --sessions {count}` on {os.cpu_count()} "
-        f"CPU cores shared with other work (load average at the end {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}). Each row: a fresh "
+        f"CPU cores that also run the browsers, HAProxy and Redis (load average at the end {load[0]:.1f}, {load[1]:.1f}, "
+        f"{load[2]:.1f}). Each row: a fresh "
         "`deploy/cluster.py start` (cold replica caches, empty Redis), then the teacher's warm-up: the heavy view's sweep "
         "computed once (1 replica: locally; 3 replicas: on a local `ray start --head --num-cpus=2`) and written to Redis; "
         "then Playwright contexts (Debian chromium) all opened at once through HAProxy. Every third session opens the heavy "
