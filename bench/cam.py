@@ -57,7 +57,9 @@ def _stub_torchvision() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats and 16 images (< 60 s)")
-    parser.add_argument("--images", type=int, default=None, help="faithfulness images (64; 200 as in the issue's table)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="faithfulness images (64; 200 as in the issue's table)"
+    )
     args = parser.parse_args()
     n_images = args.images or (16 if args.quick else 64)  # 200 images take ~7 min of make bench's 15
 
