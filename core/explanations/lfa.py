@@ -175,14 +175,7 @@ def lfa(
     True
     """
     nb, loss, features, target, n_samples = _checked(model, inputs, neighbourhood, loss, target, features, n_samples)
-    s = sample(
-        nb,
-        inputs,
-        features,
-        n_samples,
-        generator(check_seed(seed), inputs.device),
-        _check_config(config),
-    )
+    s = _draw(nb, inputs, features, n_samples, seed, config)
     if loss == "gradient":
         return gradients(model, s, inputs, features, target, nb).mean(0)
     return _weighted_lstsq(s.xi, responses(model, s, inputs, target, nb), s.weights, nb.intercept)
@@ -195,6 +188,11 @@ def _checked(model, inputs, neighbourhood, loss, target, features, n_samples):
     features = check_features(features, inputs)
     n_samples = check_samples(nb, loss, n_samples, int(features.max()) + 1, inputs[0].numel())
     return nb, loss, features, target, n_samples
+
+
+def _draw(nb: Neighbourhood, inputs: torch.Tensor, features, n_samples: int, seed: int, config: LFAConfig) -> Samples:
+    """The neighbourhood's samples around ``inputs``, seeded: the same draw for an explanation and its loss."""
+    return sample(nb, inputs, features, n_samples, generator(check_seed(seed), inputs.device), _check_config(config))
 
 
 def _check_config(config: LFAConfig) -> LFAConfig:
@@ -227,14 +225,7 @@ def faithfulness(
     nb, loss, features, target, n_samples = _checked(model, inputs, neighbourhood, loss, target, features, n_samples)
     d = int(features.max()) + 1
     w = _stack(attributions, d, inputs)  # (m, d)
-    s = sample(
-        nb,
-        inputs,
-        features,
-        n_samples,
-        generator(check_seed(seed), inputs.device),
-        _check_config(config),
-    )
+    s = _draw(nb, inputs, features, n_samples, seed, config)
     if loss == "gradient":
         g = gradients(model, s, inputs, features, target, nb)  # (n, d)
         values = (g[:, None, :] - w[None]).pow(2).sum(-1).mean(0)  # (m,)
