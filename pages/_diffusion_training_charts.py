@@ -11,7 +11,6 @@ import torch
 
 from core import diffusion_training as DT
 from core import guidance as G
-from core import zoo
 from core.diffusion_training import models as distilled
 from core.diffusion_training import sampling
 from core.guidance.metrics import precision_recall
@@ -145,9 +144,10 @@ def teacher_table(ws: tuple[float, ...], seed: int, device: str) -> pd.DataFrame
 
 
 def distilled_digits(w: float, seed: int, device: str) -> np.ndarray:
-    """:func:`digits_pair` of the shipped teacher and distilled UNets (shipped for the default link)."""
-    teacher, student = (zoo.load(name, device=device) for name in ("digits-unet", "digits-unet-distilled"))
-    return digits_pair(teacher.requires_grad_(False), student.requires_grad_(False), w, seed, device)
+    """:func:`digits_pair` of the shared teacher and distilled UNets on ``device`` (the app's, part of the shipped
+    key: the default link on a CPU server is shipped)."""
+    teacher, student = ui.zoo_model("digits-unet"), ui.zoo_model("digits-unet-distilled")
+    return digits_pair(teacher, student, w, seed, device)
 
 
 def digits_pair(teacher, student, w: float, seed: int, device) -> np.ndarray:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import guidance as G
 from core.guidance import shipped
-from core.guidance.denoisers import EDMDenoiser, EpsilonDenoiser
+from core.guidance.denoisers import EpsilonDenoiser
 from pages import _guidance_charts as charts
 from pages import _ui as ui
 
@@ -21,6 +21,7 @@ GUIDERS = {key: label for key, (label, _) in G.GUIDERS.items()}
 SAMPLES = {"mixture": 32 * 8, "empirical": 4 * 10, "unet": 4 * 10}  # balanced over the 8 modes or 10 digits
 SWEEP_SAMPLES, SWEEP_WS = {"mixture": 128, "pipeline": 10}, (1.0, 3.0, 5.0, 7.5, 10.0, 15.0)
 DIGITS = ("empirical", "unet")
+EXACT = {"mixture": G.GaussianMixtureDenoiser, "empirical": G.EmpiricalDigitsDenoiser}  # the others: ε-models
 
 ui.header("guidance")
 ui.presets(
@@ -69,8 +70,7 @@ seed = ui.seed()
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def denoiser(kind: str):
-    exact = {"mixture": G.GaussianMixtureDenoiser, "empirical": G.EmpiricalDigitsDenoiser}
-    return exact[kind](device=ui.device()) if kind in exact else G.digits_unet(model=ui.zoo_model("digits-unet"))
+    return EXACT[kind](device=ui.device()) if kind in EXACT else G.digits_unet(model=ui.zoo_model("digits-unet"))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the pipeline…")
@@ -105,7 +105,7 @@ with ui.errors("the guided samples"):
             fig = charts.final_samples(tr, picks, title, scores["saturation"])
             ui.chart(fig, key=f"final-{j}", name=f"guidance-{key}-final", data={"x": tr.x[-1]}, where=col)
     # the class's name, not the model's: a shipped view must not load the UNet (and diffusers) for a caption
-    sampler = (EDMDenoiser if kind in ("mixture", "empirical") else EpsilonDenoiser).sampler_name
+    sampler = EXACT.get(kind, EpsilonDenoiser).sampler_name
     st.caption(f"Same seed, same start. Sampler: {sampler}. Guidance acts on the x0 prediction.")
     clamp("t", steps - 1)
     t = ui.slider("Step t (scrubber)", 0, steps - 1, steps - 1, "t", where=st)

@@ -64,7 +64,7 @@ def cbo_update(
     ...            noise="anisotropic")
     tensor([[[0.5000, 0.5000]]])
     """
-    diff = torch.sub(x, v, out=out) if out is not None else x - v  # (M, N, d)
+    diff = torch.sub(x, v, out=out)  # (M, N, d)
     if noise == "anisotropic":  # x + diff * (sigma sqrt(dt) xi - lam dt): one fused pass
         return x.addcmul_(diff, drawn) if inplace else torch.addcmul(x, diff, drawn)
     scale = diff.norm(dim=-1, keepdim=True)  # (M, N, 1)
@@ -178,10 +178,9 @@ def _segment(objective, x, v, alpha: float, draws: Iterator[torch.Tensor], confi
     # (initial_energy), alpha grows only if its schedule is on, and x - v reuses one buffer.
     v = v.unsqueeze(-2)  # (M, 1, d)
     totals = []  # per step (M,): non-finite iff some energy of the run was (or the sum overflowed: a replay decides)
-    grows, diff = config.alpha_growth != 1.0, None
+    grows, diff = config.alpha_growth != 1.0, torch.empty_like(x)
     for j, drawn in enumerate(draws):
         x = cbo_update(x, v, drawn, lam=config.lam, dt=config.dt, noise=config.noise, inplace=j > 0, out=diff)
-        diff = diff if diff is not None or config.noise != "anisotropic" else torch.empty_like(x)
         alpha = _grow(alpha, config) if grows else alpha
         fx = objective(x)
         fx = fx if fx.dtype == x.dtype else fx.to(x.dtype)
