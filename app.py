@@ -30,8 +30,9 @@ def _device_label() -> str:
 
 
 def _import_labs() -> None:
-    """Import every lab's core once per server, off the first visitor's clock (diffusers alone is ~3 CPU-s)."""
+    """Import every lab's core once per server, off the visitors' clocks: only while no script runs."""
     for lab in LABS:
+        ui.RUNS.wait_quiet(seconds=1.0)  # an import holds the GIL: it would slow a visitor's first screen
         if importlib.util.find_spec(f"core.{lab.slug}") is not None:
             importlib.import_module(f"core.{lab.slug}")
 
@@ -39,7 +40,11 @@ def _import_labs() -> None:
 def _sidebar() -> None:
     st.sidebar.caption(f"Compute: **{_device_label()}** (every lab's models, swarms and samplers run here)")
     ui.number("Seed", 0, 2**31 - 1, 0, SEED_KEY, help="Every random choice on the page follows this seed.")
-    with st.sidebar.expander("Share this view", icon=":material/link:"):
+    # stateful, so the links (st.code, whose highlighter costs the browser ~0.5 CPU-s) render only once opened
+    share = st.sidebar.expander("Share this view", icon=":material/link:", key="share-view", on_change="rerun")
+    if not share.open:
+        return
+    with share:
         params = {k: v for k, v in st.query_params.to_dict().items() if k != TEACHER_PARAM}
         base = (st.context.url or "http://localhost:8501/").split("?")[0]
         link = f"{base}?{urlencode(params)}" if params else base
@@ -58,7 +63,7 @@ def run() -> None:
         for heading, labs in by_topic().items()
     }
     page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
-    with ui.routed():
+    with ui.routed(), ui.RUNS.running():
         _lessons.begin(page.url_path)
         if teacher_mode() and _lessons.active() is None:
             st.html(ui.HIDE_SIDEBAR)  # every page, the gallery too (a lesson shows its own controls instead)

@@ -8,6 +8,7 @@ them is still connected, or when their run ends; a failed job is never served to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,6 +25,40 @@ from core.errors import OptiscopeError
 
 log = logging.getLogger("optiscope")
 MAX_JOBS = 64  # finished jobs kept for other sessions (oldest evicted first)
+
+
+class ScriptRuns:
+    """How many page scripts run right now, so that optional server work can wait for a quiet moment."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._active = 0
+        self._started = 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with self._changed:
+            self._active += 1
+            self._started += 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+
+    def wait_quiet(self, seconds: float) -> None:
+        """Block until no script has run or started for ``seconds``."""
+        with self._changed:
+            while True:
+                self._changed.wait_for(lambda: self._active == 0)
+                started = self._started
+                if not self._changed.wait_for(lambda: self._started != started, timeout=seconds):
+                    return
+
+
+RUNS = ScriptRuns()  # every script run of this server process, counted by app.py's router
 
 
 def _session_id() -> str:

@@ -33,10 +33,11 @@ from core import store, zoo
 from core.device import pick_device
 from core.errors import OptiscopeError
 from pages import _lesson_kit as _lessons
-from pages._jobs import Player, background, job_wanted
+from pages._jobs import RUNS, Player, background, job_wanted
 from pages._labs import LABS_BY_SLUG, Lab
 
 __all__ = [
+    "RUNS",
     "Player",
     "animate",
     "background",

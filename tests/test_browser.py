@@ -126,7 +126,7 @@ def test_gallery_loads(page, app_url: str) -> None:
         assert page.get_by_text(lab.title, exact=True).first.is_visible()
 
 
-COLD_SECONDS: dict[str, float] = {}  # lab -> seconds to its first chart, filled by test_lab_page_loads_with_a_chart
+COLD_SECONDS: dict[str, tuple[float, float]] = {}  # lab -> (returning browser, fresh browser) s to first chart
 TARGET_S = 5.0
 
 
@@ -137,15 +137,31 @@ def cold_time_table() -> Iterator[None]:
     if not COLD_SECONDS:
         return
     lines = [
-        "One server, each lab's first visit: its own caches cold; libraries that labs visited before it imported are",
-        "warm (bench/first_screens.py measures each lab in a fresh process). Target < 5 s; reported, not asserted.",
+        "One server; each lab's first visit has its own caches cold (libraries that labs visited before it imported",
+        "are warm: bench/first_screens.py measures each lab in a fresh process). *Returning browser*: the student's",
+        "browser has opened the gallery before (streamlit's and plotly's scripts in its cache), then follows the lab's",
+        "link. *Fresh browser*: a new browser profile opens the same link right after (server caches now warm).",
+        "Target < 5 s; reported, not asserted.",
         "",
-        "| lab | s to first chart | < 5 s |",
-        "|---|---|---|",
-        *(f"| {slug} | {s:.2f} | {'yes' if s < TARGET_S else '**no**'} |" for slug, s in COLD_SECONDS.items()),
+        "| lab | returning browser, cold lab: s to first chart | < 5 s | fresh browser profile: s |",
+        "|---|---|---|---|",
+        *(
+            f"| {slug} | {back:.2f} | {'yes' if back < TARGET_S else '**no**'} | {fresh:.2f} |"
+            for slug, (back, fresh) in COLD_SECONDS.items()
+        ),
     ]
     (ARTIFACTS / "first_charts.md").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))
+
+
+@pytest.fixture(scope="module")
+def returning_page(browser, app_url: str, browser_context_args: dict) -> Iterator:
+    """One browser for every lab, as a student's: it has loaded the gallery (and the app's scripts) once."""
+    context = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    load(page, app_url)
+    yield page
+    context.close()
 
 
 def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
@@ -157,13 +173,16 @@ def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
 
 
 @pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
-def test_lab_page_loads_with_a_chart(page, app_url: str, slug: str) -> None:
-    first = first_chart_seconds(page, f"{app_url}/{slug}")  # each lab's first visit: its caches are cold
-    COLD_SECONDS[slug] = first
+def test_lab_page_loads_with_a_chart(returning_page, page, app_url: str, slug: str) -> None:
+    back = first_chart_seconds(returning_page, f"{app_url}/{slug}")  # the lab's first visit: its caches are cold
+    settle(returning_page, timeout_ms=120_000)
+    fresh = first_chart_seconds(page, f"{app_url}/{slug}")  # `page` is a new browser context: nothing cached
+    COLD_SECONDS[slug] = (back, fresh)
     settle(page, timeout_ms=120_000)
-    print(f"\ncold time to first chart {slug}: {first:.2f} s (target < {TARGET_S:g} s; reported, not asserted)")
+    print(f"\nfirst chart {slug}: {back:.2f} s cold lab, {fresh:.2f} s fresh browser (target < {TARGET_S:g} s; reported)")
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
+    assert returning_page.locator("[data-testid='stException']").count() == 0
     chart = page.locator("[data-testid='stPlotlyChart']").first
     chart.wait_for(state="visible", timeout=30_000)
     if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: the gallery's cards show each lab's first chart

@@ -43,6 +43,17 @@ def test_sidebar_shows_device_and_seed(open_page) -> None:
     assert at.sidebar.number_input(key="seed").value == 7
 
 
+def test_share_box_renders_its_links_only_when_opened(open_page) -> None:
+    at = open_page("pages/home.py", seed="7")
+    assert not at.get("code")  # closed: no syntax highlighter for the browser to load on every first screen
+    at.session_state["share-view"] = True
+    at.run()
+    assert [c.value for c in at.get("code")] == [
+        "http://localhost:8501/?seed=7",
+        "http://localhost:8501/?seed=7&teacher=1",
+    ]
+
+
 @pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
 def test_teacher_links_keep_the_seed(open_page, slug: str) -> None:
     """``?seed=3&teacher=1`` draws what ``?seed=3`` draws: the seed widget exists (hidden) in teacher mode."""

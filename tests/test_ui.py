@@ -242,3 +242,22 @@ def test_an_out_of_range_link_value_is_reported() -> None:
     at.run()
     assert at.markdown[-1].value == "n=200"
     assert "n=-5" in at.toast[0].value
+
+
+def test_script_runs_wait_quiet_waits_for_the_last_run_to_end_and_a_quiet_spell() -> None:
+    import threading
+
+    runs = ui.RUNS.__class__()
+
+    def two_runs() -> None:
+        with runs.running():
+            time.sleep(0.4)
+        time.sleep(0.2)  # shorter than the quiet spell: the second run starts inside it
+        with runs.running():
+            time.sleep(0.2)
+
+    start = time.perf_counter()
+    threading.Thread(target=two_runs).start()
+    time.sleep(0.05)
+    runs.wait_quiet(seconds=0.4)
+    assert time.perf_counter() - start >= 0.4 + 0.2 + 0.2 + 0.4 - 0.05
