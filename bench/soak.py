@@ -2,8 +2,9 @@
 
     python bench/soak.py [--reruns 300] [--quick]
 
-Per page: resident memory (RSS) after its first render (models loaded, caches filled) and after
-``--reruns`` more reruns of the same session; flat means the end is within 10% of that start.
+Each page soaks in a fresh process of its own (a page must not inherit the heap that pages before it freed
+or fragmented): resident memory (RSS) after its first render (models loaded, caches filled), every 25
+reruns, and after ``--reruns`` reruns of the same session; flat means the end is within 10% of that start.
 Results go to bench/results/soak.md (``--quick``: 10 reruns, printed only).
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -51,41 +54,59 @@ def labs_imported() -> None:
             thread.join()
 
 
+EVERY = 25  # reruns between two RSS samples
+
+
 def soak(path: str, reruns: int) -> dict:
     at = _open_page(path)
     labs_imported()
     start, began = rss_mb(), time.perf_counter()
     seen = failures(at)
-    errors, first = len(seen), seen[:1]
-    for _ in range(reruns):
+    errors, first, curve = len(seen), seen[:1], [start]
+    for k in range(1, reruns + 1):
         at.run()
         seen = failures(at)
         errors, first = errors + len(seen), first or seen[:1]
+        if k % EVERY == 0:
+            curve.append(rss_mb())
     seconds = time.perf_counter() - began
-    return {"page": path, "start": start, "end": rss_mb(), "seconds": seconds, "errors": errors, "first": first}
+    end = rss_mb()
+    return {"page": path, "start": start, "end": end, "peak": max(curve + [end]), "curve": curve,
+            "seconds": seconds, "errors": errors, "first": first}
 
 
-def report(rows: list[dict], reruns: int, first: float, last: float) -> list[str]:
+def soak_in_a_fresh_process(path: str, reruns: int) -> dict:
+    """One page's soak in a new interpreter; its result is the child's last stdout line (JSON)."""
+    command = [sys.executable, __file__, "--one", path, "--reruns", str(reruns)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"soak of {path} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(rows: list[dict], reruns: int) -> list[str]:
     worst = max(rows, key=lambda r: r["end"] / r["start"])
     flat = all(r["end"] <= FLAT * r["start"] for r in rows)
     lines = [
-        "# Soak: reruns of every page (AppTest, one process)",
+        "# Soak: reruns of every page (AppTest, a fresh process per page)",
         "",
         f"{reruns} reruns per page after its first render; resident memory (RSS) after a garbage collection. "
         f"Load average at the end: {os.getloadavg()[1]:.1f} (5 min) on {os.cpu_count()} CPUs.",
         "",
         f"Summary: {reruns} reruns × {len(rows)} pages; RSS {'flat' if flat else 'NOT flat'} within "
         f"{FLAT - 1:.0%} on every page (worst {worst['page']}: {worst['start']:.0f} → {worst['end']:.0f} MB, "
-        f"{worst['end'] / worst['start'] - 1:+.1%}); whole process {first:.0f} → {last:.0f} MB; "
+        f"{worst['end'] / worst['start'] - 1:+.1%}); "
         f"reruns showing an exception or error: {sum(r['errors'] for r in rows)}",
         "",
-        "| page | RSS after first render (MB) | RSS after reruns (MB) | change | s per rerun | exceptions and errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| page | RSS after first render (MB) | RSS after reruns (MB) | change | peak (MB) | RSS every {EVERY} reruns "
+        "(MB) | s per rerun | exceptions and errors |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
+        curve = " ".join(f"{mb:.0f}" for mb in r["curve"])
         lines.append(
             f"| `{r['page']}` | {r['start']:.0f} | {r['end']:.0f} | {r['end'] / r['start'] - 1:+.1%} | "
-            f"{r['seconds'] / reruns:.2f} | {r['errors']} |"
+            f"{r['peak']:.0f} | {curve} | {r['seconds'] / reruns:.2f} | {r['errors']} |"
         )
     lines += ["", *[f"- `{r['page']}`: {r['first'][0]}" for r in rows if r["first"]]]
     return lines
@@ -96,14 +117,17 @@ def main() -> None:
     parser.add_argument("--reruns", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="10 reruns, printed only (results not written)")
     parser.add_argument("--pages", nargs="*", default=PAGES, help="page files (default: every page)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: soak this page, print JSON
     args = parser.parse_args()
     reruns = 10 if args.quick else args.reruns
-    first = rss_mb()
+    if args.one:
+        print(json.dumps(soak(args.one, reruns)))
+        return
     rows = []
     for path in args.pages:
-        rows.append(soak(path, reruns))
-        print(rows[-1], flush=True)
-    publish("soak", report(rows, reruns, first, rss_mb()), quick=args.quick)
+        rows.append(soak_in_a_fresh_process(path, reruns))
+        print({k: v for k, v in rows[-1].items() if k != "curve"}, flush=True)
+    publish("soak", report(rows, reruns), quick=args.quick)
 
 
 if __name__ == "__main__":
