@@ -64,6 +64,7 @@ def run() -> None:
     }
     page = st.navigation({"Optiscope": [home, lessons], **groups}, position="hidden" if teacher_mode() else "sidebar")
     with ui.routed(), ui.RUNS.running():
+        ui.preload_charts()
         _lessons.begin(page.url_path)
         if teacher_mode() and _lessons.active() is None:
             st.html(ui.HIDE_SIDEBAR)  # every page, the gallery too (a lesson shows its own controls instead)

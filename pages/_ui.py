@@ -38,6 +38,7 @@ from pages._labs import LABS_BY_SLUG, Lab
 
 __all__ = [
     "RUNS",
+    "preload_charts",
     "Player",
     "animate",
     "background",
@@ -71,6 +72,24 @@ HIDE_SIDEBAR = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
 {display: none !important;}
 </style>"""
+
+
+# streamlit's own plotly.js chunk (~4.7 MB): its file name carries a build hash, so it is looked up, not written down
+_PLOTLY_CHUNK = next(iter(sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))), None)
+
+
+def preload_charts() -> None:
+    """Have the browser fetch and evaluate plotly.js while the page computes its first chart.
+
+    Streamlit imports plotly.js only when the first chart arrives, and evaluating it costs a fresh browser
+    2-3 CPU-s on this machine: started with the run, that overlaps the server's work instead of following it.
+    A static script (no user input); where the chunk is not found (another streamlit build) nothing is sent.
+    """
+    if _PLOTLY_CHUNK is None:
+        return
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    url = f"{'/' + base if base else ''}/static/js/{_PLOTLY_CHUNK.name}"
+    st.sidebar.html(f"<script>import({json.dumps(url)})</script>", unsafe_allow_javascript=True)
 
 
 def teacher_mode() -> bool:

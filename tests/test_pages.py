@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 
+from pages import _ui as ui
 from pages._labs import LABS, by_topic
 
 PAGES = ["pages/home.py"] + [f"pages/{lab.slug}.py" for lab in LABS]
@@ -41,6 +42,14 @@ def test_sidebar_shows_device_and_seed(open_page) -> None:
     at = open_page("pages/home.py", seed="7")
     assert any("Compute:" in c.value and "cpu" in c.value for c in at.sidebar.caption)
     assert at.sidebar.number_input(key="seed").value == 7
+
+
+def test_every_page_starts_the_browser_on_plotly_js_at_once(open_page) -> None:
+    at = open_page("pages/cbo.py")
+    (script,) = [h.proto.body for h in at.get("html") if "import(" in h.proto.body]
+    chunk = script.split('"')[1]
+    assert chunk.startswith("/static/js/PlotlyChart.") and chunk.endswith(".js")
+    assert (ui._PLOTLY_CHUNK.parent / chunk.rsplit("/", 1)[1]).is_file()  # streamlit serves it: the page will ask
 
 
 def test_share_box_renders_its_links_only_when_opened(open_page) -> None:
