@@ -261,3 +261,20 @@ def test_script_runs_wait_quiet_waits_for_the_last_run_to_end_and_a_quiet_spell(
     time.sleep(0.05)
     runs.wait_quiet(seconds=0.4)
     assert time.perf_counter() - start >= 0.4 + 0.2 + 0.2 + 0.4 - 0.05
+
+
+def test_script_runs_trim_the_heap_when_the_last_run_ends_at_most_every_so_often() -> None:
+    trims = []
+    runs = ui.RUNS.__class__(trim=lambda: trims.append(time.monotonic()), trim_every_s=0.3)
+    with runs.running():
+        with runs.running():
+            pass
+        assert not trims  # another run is still going
+    assert len(trims) == 1
+    with runs.running():
+        pass
+    assert len(trims) == 1  # too soon after the last trim
+    time.sleep(0.35)
+    with runs.running():
+        pass
+    assert len(trims) == 2
