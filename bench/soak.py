@@ -37,7 +37,9 @@ FLAT = 1.10
 
 
 def rss_mb() -> float:
-    """Resident memory of this process (MB), after a garbage collection."""
+    """Resident memory of this process (MB), after a garbage collection (twice: what the first one frees can
+    release more garbage, e.g. through finalizers)."""
+    gc.collect()
     gc.collect()
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -75,17 +77,17 @@ def soak(path: str, reruns: int) -> dict:
     labs_imported()
     (raw_start, start), began = sample(), time.perf_counter()
     seen = failures(at)
-    errors, first, curve, raw_peak = len(seen), seen[:1], [start], raw_start
+    errors, first, curve, raw_peak, raw = len(seen), seen[:1], [start], raw_start, raw_start
     for k in range(1, reruns + 1):
         at.run()
         seen = failures(at)
         errors, first = errors + len(seen), first or seen[:1]
-        if k % EVERY == 0:
+        if k % EVERY == 0 or k == reruns:
             raw, held = sample()
             curve.append(held)
             raw_peak = max(raw_peak, raw)
     seconds = time.perf_counter() - began
-    raw_end, end = sample()
+    raw_end, end = raw, curve[-1]
     return {"page": path, "start": start, "end": end, "peak": max(curve + [end]), "curve": curve,
             "raw_start": raw_start, "raw_end": raw_end, "raw_peak": max(raw_peak, raw_end),
             "seconds": seconds, "errors": errors, "first": first}
