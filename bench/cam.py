@@ -197,11 +197,11 @@ def main() -> None:
     lines.append(f"\n## Faithfulness over {n_images} fresh images ({time.perf_counter() - start:.0f} s)\n")
     lines.append(
         f"Model accuracy on them: {acc:.3f}; mean mask area (pointing-game chance): {chance:.3f}. "
-        "Deletion/insertion: 32 steps, softmax probability of the true class; AD/AI in %. "
-        f"`--images N` for more images (default 32, the batch-{big} timing images, whose timed maps are reused; "
-        f"with {n_images} images a pointing-game rate p has a standard error of about "
-        f"{100 * (0.25 / n_images) ** 0.5:.0f} points at most: it separates the CAM methods from random and from "
-        "the masks, not from one another).\n"
+        "Deletion/insertion: 32 steps, softmax probability of the true class; AD/AI in %. Images: `--images N` "
+        "(by default the 32 batch-32 timing images, whose timed maps are reused here). With "
+        f"{n_images} images a pointing-game rate has a standard error of at most "
+        f"{100 * (0.25 / n_images) ** 0.5:.0f} points: it separates the CAM methods from random and from the "
+        "masks, not from one another.\n"
     )
     lines.append("| method | deletion ↓ | insertion ↑ | AD ↓ | AI ↑ | pointing ↑ | EBPG ↑ |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|")
