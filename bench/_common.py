@@ -84,6 +84,22 @@ def interleaved(
     return {name: Timing.of(samples[name]) for name in names}
 
 
+def interleaved_keeping(
+    calls: dict[str, Callable[[], object]], **kwargs
+) -> tuple[dict[str, Timing], dict[str, object]]:
+    """`interleaved` (same arguments), and what each call returned in its last timed round: a benchmark that needs
+    the results too reads them here instead of calling everything once more after timing."""
+    results: dict[str, object] = {}
+
+    def keep(name: str, call: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            results[name] = call()
+
+        return run
+
+    return interleaved({name: keep(name, call) for name, call in calls.items()}, **kwargs), results
+
+
 def _own_running_threads() -> int:
     """Threads of this process that are running now (they count in the load average but are not contention)."""
     running = 0

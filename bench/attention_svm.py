@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer steps and seeds, about a minute")
     args = parser.parse_args()
-    steps, repeats, seeds = (100, 5, 5) if args.quick else (500, 7, 20)
+    steps, repeats, seeds = (100, 5, 5) if args.quick else (500, 5, 20)
     quiet()
     lines = [
         "# Transformers as SVMs: timings",

@@ -41,7 +41,7 @@ def main() -> None:
     }
     quiet()  # its load note heads the report
     calls = {name: (lambda p=p, k=k: distilled.sample(p, labels, k, 0)) for name, (p, k, _) in samplers.items()}
-    timings = interleaved(calls, repeats=3 if args.quick else 7)
+    timings = interleaved(calls, repeats=3 if args.quick else 5)
     judge = distilled.independent_classifier()
     big = torch.arange(200) % 10
     lines = [

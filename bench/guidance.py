@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples and steps (about a minute)")
     args = parser.parse_args()
     # timing batch and steps are kept small: every guider runs once per round, and ≥ 5 rounds are timed
-    n, steps, timing_n, timing_steps, repeats, w = (20, 10, 10, 3, 5, 15.0) if args.quick else (100, 25, 50, 5, 7, 15.0)
+    n, steps, timing_n, timing_steps, repeats, w = (20, 10, 10, 3, 5, 15.0) if args.quick else (100, 25, 50, 5, 5, 15.0)
     torch.set_num_threads(1)
     D, clf = digits_unet(), zoo.load("digits-classifier")
     labels = torch.arange(10).repeat(n // 10)

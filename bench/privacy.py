@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", "Full backward hook is firing")  # opacus's hooks on inputs without grad
-    n, rounds, repeats = (2000, 5, 5) if args.quick else (10_000, 10, 9)
+    n, rounds, repeats = (2000, 5, 5) if args.quick else (10_000, 10, 5)
     quiet()
     headline = {}
     lines = [

@@ -28,7 +28,7 @@ from scipy.optimize import minimize
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import interleaved, publish, quiet  # noqa: E402
+from _common import interleaved_keeping, publish, quiet  # noqa: E402
 
 from core.runs import last_state  # noqa: E402
 from core.structured import constrained, coordinate, sliding  # noqa: E402
@@ -116,13 +116,14 @@ def constrained_rows(names: list[str], repeats: int) -> tuple[list[str], dict[st
         }
         if name in QP_MATRICES:
             calls["CLARABEL"] = partial(clarabel_qp, name)
-        t = interleaved(calls, repeats=repeats)  # the warm-up round also compiles torch.func's first call
-        last, (x_sl, it_sl), (x_tc, it_tc) = (calls[k]() for k in ("ours", "SLSQP", "trust-constr"))
+        # the warm-up round also compiles torch.func's first call; results: each solver's last timed round
+        t, out = interleaved_keeping(calls, repeats=repeats)
+        last, (x_sl, it_sl), (x_tc, it_tc) = (out[k] for k in ("ours", "SLSQP", "trust-constr"))
         ref = x_sl if problem.x_star is None else problem.x_star.numpy()
         err = {k: float(np.linalg.norm(v - ref)) for k, v in {"ours": last.x.numpy(), "sl": x_sl, "tc": x_tc}.items()}
         clarabel, ratio = "—", t["ours"].median / t["SLSQP"].median
         if name in QP_MATRICES:
-            x_cl = calls["CLARABEL"]()
+            x_cl = out["CLARABEL"]
             clarabel = (
                 f"{np.linalg.norm(x_cl - ref):.1e} ({t['CLARABEL'].show()}), ours vs it "
                 f"{np.linalg.norm(x_cl - last.x.numpy()):.1e}"
@@ -157,8 +158,8 @@ def coordinate_rows(rules, repeats: int) -> list[str]:
             "ours": lambda problem=problem, config=config: last_state(coordinate.run(problem, config=config)),
             "CLARABEL": lambda reference=reference: reference.solve(**CLARABEL),
         }
-        t = interleaved(calls, repeats=repeats, warmup=0)
-        last = calls["ours"]()
+        t, out = interleaved_keeping(calls, repeats=repeats, warmup=0)
+        last = out["ours"]  # and reference.value is that of CLARABEL's last timed solve
         gap, f_star = last.objective - reference.value, problem.f_star - reference.value
         rows.append(
             f"| {name} | {rule} | {last.step} | {t['ours'].show('s')} | {gap:.2e} | {f_star:.1e} | "
