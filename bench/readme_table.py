@@ -152,7 +152,7 @@ ROWS = [
     Row(
         "cam",
         "CF-CAM",
-        "faithfulness over 200 fresh shapes images: deletion ↓ / insertion ↑ / pointing game ↑",
+        "faithfulness over fresh shapes images (32 by default, `--images 200` for the full table): deletion ↓ / insertion ↑ / pointing game ↑",
         tuple(
             f"{method} {metric}"
             for method in ("Grad-CAM", "CF-CAM", "Score-CAM", "random")
