@@ -88,9 +88,19 @@ def soak(path: str, reruns: int) -> dict:
             raw_peak = max(raw_peak, raw)
     seconds = time.perf_counter() - began
     raw_end, end = raw, curve[-1]
-    return {"page": path, "start": start, "end": end, "peak": max(curve + [end]), "curve": curve,
-            "raw_start": raw_start, "raw_end": raw_end, "raw_peak": max(raw_peak, raw_end),
-            "seconds": seconds, "errors": errors, "first": first}
+    return {
+        "page": path,
+        "start": start,
+        "end": end,
+        "peak": max(curve + [end]),
+        "curve": curve,
+        "raw_start": raw_start,
+        "raw_end": raw_end,
+        "raw_peak": max(raw_peak, raw_end),
+        "seconds": seconds,
+        "errors": errors,
+        "first": first,
+    }
 
 
 def soak_in_a_fresh_process(path: str, reruns: int) -> dict:

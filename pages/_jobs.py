@@ -79,7 +79,7 @@ class ScriptRuns:
             while True:
                 self._changed.wait_for(lambda: self._active == 0)
                 started = self._started
-                if not self._changed.wait_for(lambda: self._started != started, timeout=seconds):
+                if not self._changed.wait_for(lambda seen=started: self._started != seen, timeout=seconds):
                     return
 
 

@@ -75,7 +75,9 @@ HIDE_SIDEBAR = """<style>
 
 
 # streamlit's own plotly.js chunk (~4.7 MB): its file name carries a build hash, so it is looked up, not written down
-_PLOTLY_CHUNK = next(iter(sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))), None)
+_PLOTLY_CHUNK = next(
+    iter(sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))), None
+)
 
 
 def preload_charts() -> None:

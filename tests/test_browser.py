@@ -179,7 +179,9 @@ def test_lab_page_loads_with_a_chart(returning_page, page, app_url: str, slug: s
     fresh = first_chart_seconds(page, f"{app_url}/{slug}")  # `page` is a new browser context: nothing cached
     COLD_SECONDS[slug] = (back, fresh)
     settle(page, timeout_ms=120_000)
-    print(f"\nfirst chart {slug}: {back:.2f} s cold lab, {fresh:.2f} s fresh browser (target < {TARGET_S:g} s; reported)")
+    print(
+        f"\nfirst chart {slug}: {back:.2f} s cold lab, {fresh:.2f} s fresh browser (target < {TARGET_S:g} s; reported)"
+    )
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
     assert returning_page.locator("[data-testid='stException']").count() == 0
