@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")
 from _common import publish  # noqa: E402
 
-from pages._jobs import _malloc_trim  # noqa: E402
+from pages._jobs import malloc_trim  # noqa: E402
 from tests.conftest import _open_page  # noqa: E402
 
-TRIM = _malloc_trim()
+TRIM = malloc_trim()
 
 PAGES = sorted(f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
 FLAT = 1.10

@@ -30,7 +30,7 @@ log = logging.getLogger("optiscope")
 MAX_JOBS = 64  # finished jobs kept for other sessions (oldest evicted first)
 
 
-def _malloc_trim() -> Callable[[], object] | None:
+def malloc_trim() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)``, where there is one (not on macOS or musl)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -66,8 +66,8 @@ class ScriptRuns:
             with self._changed:
                 self._active -= 1
                 self._changed.notify_all()
-                trim = self._trim is not None and self._active == 0
-                trim = trim and time.monotonic() - self._trimmed_at >= self._trim_every_s
+                due = time.monotonic() - self._trimmed_at >= self._trim_every_s
+                trim = self._trim is not None and self._active == 0 and due
                 if trim:
                     self._trimmed_at = time.monotonic()
             if trim:
@@ -83,7 +83,7 @@ class ScriptRuns:
                     return
 
 
-RUNS = ScriptRuns(trim=_malloc_trim())  # every script run of this server process, counted by app.py's router
+RUNS = ScriptRuns(trim=malloc_trim())  # every script run of this server process, counted by app.py's router
 
 
 def _session_id() -> str:
