@@ -5,7 +5,8 @@
 Each page soaks in a fresh process of its own (a page must not inherit the heap that pages before it freed
 or fragmented): resident memory (RSS) after its first render (models loaded, caches filled), every 25
 reruns, and after ``--reruns`` reruns of the same session; flat means the end is within 10% of that start.
-Each sample is taken twice: after a garbage collection (raw) and after glibc's ``malloc_trim`` too (held).
+Each sample is taken twice: once the server has gone idle and done what it does then (raw: a garbage collection
+and glibc's ``malloc_trim``, pages/_jobs.py ScriptRuns), and after the soak's own collection and trim (held).
 Results go to bench/results/soak.md (``--quick``: 10 reruns, printed only).
 """
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("OPTISCOPE_DEVICE", "cpu")
 from _common import publish  # noqa: E402
 
-from pages._jobs import malloc_trim  # noqa: E402
+from pages._jobs import RUNS, malloc_trim  # noqa: E402
 from tests.conftest import _open_page  # noqa: E402
 
 TRIM = malloc_trim()
@@ -37,20 +38,23 @@ FLAT = 1.10
 
 
 def rss_mb() -> float:
-    """Resident memory of this process (MB), after a garbage collection (twice: what the first one frees can
-    release more garbage, e.g. through finalizers)."""
-    gc.collect()
-    gc.collect()
+    """Resident memory of this process (MB)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def sample() -> tuple[float, float]:
-    """(raw, held) MB: RSS after a garbage collection, then after glibc also hands its free pages back, as the
-    server does when its last running script ends (pages/_jobs.py ScriptRuns): memory still held is alive."""
+def sample(idle_trims: int) -> tuple[float, float]:
+    """(raw, held) MB: RSS once the server has trimmed after the last run (its idle trim number ``idle_trims``+1),
+    then after two more garbage collections (what the first frees can free more, e.g. through finalizers) and a
+    trim: memory still held is alive."""
+    deadline = time.monotonic() + 30
+    while RUNS.idle_trims <= idle_trims and time.monotonic() < deadline:
+        time.sleep(0.05)
     raw = rss_mb()
+    gc.collect()
+    gc.collect()
     if TRIM is not None:
         TRIM()
     return raw, rss_mb()
@@ -73,17 +77,19 @@ EVERY = 25  # reruns between two RSS samples
 
 
 def soak(path: str, reruns: int) -> dict:
+    idle_trims = RUNS.idle_trims
     at = _open_page(path)
     labs_imported()
-    (raw_start, start), began = sample(), time.perf_counter()
+    (raw_start, start), began = sample(idle_trims), time.perf_counter()
     seen = failures(at)
     errors, first, curve, raw_peak, raw = len(seen), seen[:1], [start], raw_start, raw_start
     for k in range(1, reruns + 1):
+        idle_trims = RUNS.idle_trims
         at.run()
         seen = failures(at)
         errors, first = errors + len(seen), first or seen[:1]
         if k % EVERY == 0 or k == reruns:
-            raw, held = sample()
+            raw, held = sample(idle_trims)
             curve.append(held)
             raw_peak = max(raw_peak, raw)
     seconds = time.perf_counter() - began
@@ -121,8 +127,8 @@ def report(rows: list[dict], reruns: int) -> list[str]:
         "",
         f"{reruns} reruns per page after its first render. *Held*: resident memory (RSS) after a garbage collection "
         "and glibc's `malloc_trim` (what the server does when its last running script ends): the memory alive. "
-        "*Raw*: RSS after the garbage collection alone, glibc's free lists included (sampled, like *held*, every "
-        f"{EVERY} reruns, each sample trimming after it). Load average at the end: {os.getloadavg()[1]:.1f} (5 min) "
+        "*Raw*: RSS as the server leaves it once idle for a second (its garbage collection and trim, no more; sampled, "
+        f"like *held*, every {EVERY} reruns). Load average at the end: {os.getloadavg()[1]:.1f} (5 min) "
         f"on {os.cpu_count()} CPUs.",
         "",
         f"Summary: {reruns} reruns × {len(rows)} pages; held RSS {'flat' if flat else 'NOT flat'} within "

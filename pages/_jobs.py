@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import math
 import threading
@@ -45,14 +46,23 @@ class ScriptRuns:
 
     When the last running script ends, the C heap's free pages go back to the OS (at most every ``trim_every_s``):
     glibc otherwise keeps a run's transient arrays resident, and a server's memory would creep up run after run
-    (the soak measured ~50 MB on the CAM page) with nothing alive in it. A trim costs ~5-12 ms.
+    (the soak measured ~50 MB on the CAM page) with nothing alive in it. A trim costs ~5-12 ms. Garbage that only
+    the cycle collector frees (figures, autograd graphs) dies after that trim, so once the server has been idle
+    for ``idle_s`` a background thread collects it and trims again (the soak measured +17% raw RSS without it).
     """
 
-    def __init__(self, trim: Callable[[], object] | None = None, trim_every_s: float = 2.0) -> None:
+    def __init__(
+        self, trim: Callable[[], object] | None = None, trim_every_s: float = 2.0, idle_s: float | None = None
+    ) -> None:
         self._changed = threading.Condition()
         self._active = 0
         self._started = 0
         self._trim, self._trim_every_s, self._trimmed_at = trim, trim_every_s, -math.inf
+        self.idle_trims = 0
+        if trim is not None and idle_s is not None:
+            threading.Thread(
+                target=self._trim_when_idle, args=(idle_s,), name="optiscope-idle-trim", daemon=True
+            ).start()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -73,6 +83,18 @@ class ScriptRuns:
             if trim:
                 self._trim()
 
+    def _trim_when_idle(self, idle_s: float) -> None:
+        trimmed_after = 0  # the run count at the last idle trim: trim again only after new runs
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda seen=trimmed_after: self._started != seen)
+            self.wait_quiet(idle_s)
+            trimmed_after = self._started
+            gc.collect()
+            gc.collect()  # what the first pass freed can free more (weakref callbacks, finalizers)
+            self._trim()
+            self.idle_trims += 1
+
     def wait_quiet(self, seconds: float) -> None:
         """Block until no script has run or started for ``seconds``."""
         with self._changed:
@@ -83,7 +105,7 @@ class ScriptRuns:
                     return
 
 
-RUNS = ScriptRuns(trim=malloc_trim())  # every script run of this server process, counted by app.py's router
+RUNS = ScriptRuns(trim=malloc_trim(), idle_s=1.0)  # every script run of this server process, counted by app.py's router
 
 
 def _session_id() -> str:
