@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from core.cbo.config import DEFAULT_CONFIG, CBOConfig, check_steps
-from core.cbo.consensus import gibbs_mean
+from core.cbo.consensus import gibbs_mean, gibbs_mean_rows
 from core.cbo.state import (
     CBOState,
     as_batch,
@@ -175,19 +175,20 @@ def _grow(alpha: float, config: CBOConfig) -> float:
 def _segment(objective, x, v, alpha: float, draws: Iterator[torch.Tensor], config: CBOConfig):
     """Steps with no host sync: returns the end and, per run, whether every energy and the end were finite."""
     # Small swarms spend a step in per-op overhead (~5 µs each): the objective's shape was checked at the start
-    # (initial_energy), alpha grows only if its schedule is on, and x - v reuses one buffer.
+    # (initial_energy), alpha grows only if its schedule is on, and x - v and -alpha f reuse buffers.
     v = v.unsqueeze(-2)  # (M, 1, d)
-    totals = []  # per step (M,): non-finite iff some energy of the run was (or the sum overflowed: a replay decides)
     grows, diff = config.alpha_growth != 1.0, torch.empty_like(x)
+    logits = x.new_empty(x.shape[:-1])  # (M, N): -alpha f of the step
+    rows, logits_sum = logits.unsqueeze(-2), torch.zeros_like(logits)  # non-finite iff some energy was (or overflow)
     for j, drawn in enumerate(draws):
         x = cbo_update(x, v, drawn, lam=config.lam, dt=config.dt, noise=config.noise, inplace=j > 0, out=diff)
         alpha = _grow(alpha, config) if grows else alpha
         fx = objective(x)
         fx = fx if fx.dtype == x.dtype else fx.to(x.dtype)
-        totals.append(fx.sum(dim=-1))
-        v = gibbs_mean(x, fx, alpha, keepdim=True)
+        v = gibbs_mean_rows(x, fx, alpha, logits, rows)
+        logits_sum.add_(logits)
     v = v.squeeze(-2)
-    return x, fx, v, alpha, finite_runs(fx, v) & torch.isfinite(torch.stack(totals).sum(dim=0))
+    return x, fx, v, alpha, finite_runs(fx, v) & torch.isfinite(logits_sum).all(dim=-1)
 
 
 class _Step(NamedTuple):

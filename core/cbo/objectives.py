@@ -26,17 +26,19 @@ def rastrigin(x: torch.Tensor, a: float = 10.0) -> torch.Tensor:
     >>> rastrigin(torch.zeros(3, 20))
     tensor([0., 0., 0.])
     """
-    # x^2 - a cos(2 pi x) built in one temporary, then one sum: fewer passes over memory than the textbook form
+    # Computed as sum x^2 + 2a sin^2(pi x), the same function: one op fewer than the textbook form (no constant to
+    # add), which a small swarm pays ~5 µs for each step, and no cancellation in 1 - cos near the integer points.
     if x.requires_grad or x.numel() < 2 * BLOCK_ROWS * x.shape[-1]:
-        terms = torch.mul(x, 2 * math.pi).cos_().mul_(-a).addcmul_(x, x)
-        return terms.sum(dim=-1).add_(a * x.shape[-1])
+        s = torch.mul(x, math.pi).sin_()
+        return torch.mul(x, x).addcmul_(s, s, value=2 * a).sum(dim=-1)
     rows = x.reshape(-1, x.shape[-1])
-    energies, terms = x.new_empty(rows.shape[0]), x.new_empty((BLOCK_ROWS, x.shape[-1]))
+    energies, terms, sines = x.new_empty(rows.shape[0]), *x.new_empty((2, BLOCK_ROWS, x.shape[-1]))
     for start in range(0, rows.shape[0], BLOCK_ROWS):  # the same ops per block of particles: same numbers
         block = rows[start : start + BLOCK_ROWS]
-        part = torch.mul(block, 2 * math.pi, out=terms[: len(block)]).cos_().mul_(-a).addcmul_(block, block)
+        s = torch.mul(block, math.pi, out=sines[: len(block)]).sin_()
+        part = torch.mul(block, block, out=terms[: len(block)]).addcmul_(s, s, value=2 * a)
         torch.sum(part, dim=-1, out=energies[start : start + BLOCK_ROWS])
-    return energies.add_(a * x.shape[-1]).view(x.shape[:-1])
+    return energies.view(x.shape[:-1])
 
 
 def ackley(x: torch.Tensor) -> torch.Tensor:
