@@ -81,30 +81,38 @@ def z(loss):
     return np.log10(np.maximum(loss, 1e-12)) if log_z else loss
 
 
-def surfaces_figure(data: dict, c: np.ndarray, title: str) -> go.Figure:
-    lo, hi = min(z(v).min() for v in data.values()), max(z(v).max() for v in data.values())
-    titles = [t for m in data for t in (f"{m}: surface", f"{m}: contour (a → x, b → y)")]
-    fig = make_subplots(len(data), 2, specs=[[{"type": "scene"}, {"type": "xy"}]] * len(data), subplot_titles=titles)
+def contour_figure(data: dict, c: np.ndarray, title: str, span: tuple[float, float]) -> go.Figure:
+    """Each model's contour (a → x, b → y), θ marked; the default model's SGD path when it was trained here."""
+    fig = make_subplots(len(data), 1, subplot_titles=[f"{m}: contour" for m in data])
     for r, (m, loss) in enumerate(data.items(), start=1):
-        zz, scale = z(loss).T, {"colorscale": "Viridis"}  # plotly wants z[y][x]; ours is loss[a][b]
-        bar = {"title": f"{ZLABEL}loss", "len": 0.8}
-        fig.add_trace(go.Surface(x=c, y=c, z=zz, cmin=lo, cmax=hi, showscale=r == 1, colorbar=bar, **scale), r, 1)
-        fig.add_trace(go.Contour(x=c, y=c, z=zz, zmin=lo, zmax=hi, showscale=False, ncontours=30, **scale), r, 2)
-        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=RED_X, name=f"θ {m}"), r, 2)
+        zz, scale = z(loss).T, {"zmin": span[0], "zmax": span[1], "colorscale": "Viridis"}  # plotly wants z[y][x]
+        fig.add_trace(go.Contour(x=c, y=c, z=zz, showscale=False, ncontours=30, **scale), r, 1)
+        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=RED_X, name=f"θ {m}"), r, 1)
     if name in lab.CHECKPOINTS and not upload and len(c) == n:  # the coarse passes paint without the replay
         p = SHIPPED.path if SHIPPED else path_coords(source, axes, i, j, seed)
-        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 2)
-        fig.update_xaxes(range=[-extent, extent], row=1, col=2).update_yaxes(range=[-extent, extent], row=1, col=2)
-    legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the contour's axis title
+        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 1)
+        fig.update_xaxes(range=[-extent, extent], row=1, col=1).update_yaxes(range=[-extent, extent], row=1, col=1)
+    legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the axis title
+    fig.update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
+    return fig.update_layout(height=480 * len(data), title=title, margin={"t": 90, "b": 90}, legend=legend)
+
+
+def surface_figure(data: dict, c: np.ndarray, span: tuple[float, float]) -> go.Figure:
+    """Each model's surface in 3-D, on the contours' colour and z scale."""
+    fig = make_subplots(len(data), 1, specs=[[{"type": "scene"}]] * len(data), subplot_titles=list(data))
+    bar, scale = {"title": f"{ZLABEL}loss", "len": 0.8}, {"cmin": span[0], "cmax": span[1], "colorscale": "Viridis"}
+    for r, loss in enumerate(data.values(), start=1):
+        fig.add_trace(go.Surface(x=c, y=c, z=z(loss).T, showscale=r == 1, colorbar=bar, **scale), r, 1)
     # the whole surface in view: a lower, farther camera and a flatter box than plotly's default cube
     scene = {"camera_eye": {"x": 1.6, "y": -1.6, "z": 0.9}, "aspectratio": {"x": 1, "y": 1, "z": 0.6}}
     scene |= {"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": f"{ZLABEL}loss"}
-    fig.update_scenes(**scene).update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
-    return fig.update_layout(height=480 * len(data), title=title, margin={"t": 80, "b": 90}, legend=legend)
+    title = f"Loss surface L(θ + a·d₁ + b·d₂) · z: {ZLABEL}loss"
+    return fig.update_scenes(**scene).update_layout(height=480 * len(data), title=title, margin={"t": 90, "b": 90})
 
 
 sources = {name: (source, upload)} | ({compare: ((compare, "", bn), None)} if compare != "none" else {})
 live = {m: src for m, src in sources.items() if not (SHIPPED and m == name)}  # the shipped view is not recomputed
+surface_at = None  # (column, figure) of the 3-D scene: sent last, as it holds the browser's CPU ~3 s on arrival
 with ui.errors("the loss surface"):
     plot, label = st.empty(), SHIPPED.label if SHIPPED else plane(source, axes, i, j, seed, upload).label
     for res in (n,) if SHIPPED else ll.refine_sizes(n):  # core's coarse-to-fine schedule, each size cached on its own
@@ -112,11 +120,18 @@ with ui.errors("the loss surface"):
         data |= {m: grid(src, axes, i, j, seed, res, extent, view == "slices", up) for m, (src, up) in live.items()}
         c = np.linspace(-extent, extent, res)
         shape = f"{res}×{res}" if view == "surface" else f"{res}-point"
-        title = f"{' vs '.join(sources)} · axes: {label} · {shape} grid · z: {ZLABEL}loss"
-        fig = surfaces_figure(data, c, title) if view == "surface" else charts.slices_figure(data, c, title, z, ZLABEL)
+        title = f"{' vs '.join(sources)} · axes: {label}<br>{shape} grid · z: {ZLABEL}loss"
         downloads = {"a": c, "b": c if view == "surface" else None, "loss": data}
         with plot.container():
-            ui.chart(fig, f"surface-{res}", data=downloads, name="landscape-surface")
+            if view == "surface":
+                span = min(z(v).min() for v in data.values()), max(z(v).max() for v in data.values())  # one scale
+                left, right = st.columns(2)
+                fig = contour_figure(data, c, title, span)
+                ui.chart(fig, f"contour-{res}", data=downloads, name="landscape", where=left)
+                surface_at = right, surface_figure(data, c, span)
+            else:
+                fig = charts.slices_figure(data, c, title.replace("<br>", " · "), z, ZLABEL)
+                ui.chart(fig, f"slices-{res}", data=downloads, name="landscape-slices")
     ui.explainer(
         "the loss surface",
         r"L(a, b) = L(\theta + a\,d_1 + b\,d_2),\quad a, b \in \mathrm{linspace}(-r, r, n)",
@@ -148,3 +163,6 @@ with ui.errors("the Hessian spectrum"):
         text="In a basin almost all curvature is positive, so re and Kh are near 0; large values mean a saddle or an "
         "unconverged model (worse generalization, says the paper). A larger λmax or tr H means a sharper minimum.",
     )
+
+if surface_at is not None:
+    ui.chart(surface_at[1], "surface", name="landscape-surface", where=surface_at[0])

@@ -38,9 +38,9 @@ def test_default_view_shows_the_exact_centre_loss_and_lambda_max(open_page) -> N
     assert not at.error, [e.value for e in at.error]
     metrics = zoo.info("digits-mlp-converged")["metrics"]
     assert _metric(at, "λmax (digits-mlp-converged)") == pytest.approx(metrics["lambda_max"], rel=1e-3)
-    surface = _specs(at)[0]
-    assert "41×41 grid" in surface["layout"]["title"]["text"]
-    contour = plotly_array(surface["data"][1]["z"])
+    contours, surface = _specs(at)[:2]  # the 2-D contours first (the browser paints them first), then the 3-D surface
+    assert "41×41 grid" in contours["layout"]["title"]["text"] and surface["data"][0]["type"] == "surface"
+    contour = plotly_array(contours["data"][0]["z"])
     assert contour.shape == (41, 41) and contour[20, 20] == pytest.approx(metrics["train_loss"], rel=1e-4)
     assert contour.min() == pytest.approx(contour[20, 20], rel=1e-6)  # a converged network: θ is the minimum here
 
@@ -165,5 +165,5 @@ def test_the_shipped_default_view_equals_a_fresh_computation() -> None:
 def test_a_view_other_than_the_default_is_computed_live(open_page) -> None:
     at = open_page("pages/landscape.py", extent="0.5", n="11")
     _ok(at)
-    contour = plotly_array(_specs(at)[0]["data"][1]["z"])
+    contour = plotly_array(_specs(at)[0]["data"][0]["z"])
     assert contour.shape == (11, 11) and "11×11 grid" in _specs(at)[0]["layout"]["title"]["text"]
