@@ -52,6 +52,8 @@ precompute: $(VENV)/.installed
 	$(BIN)/python -m pages._landscape_shipped
 	$(BIN)/python -m pages._shipped structured
 	$(BIN)/python -m pages._shipped diffusion_training
+	$(BIN)/python -m pages._shipped explanations
+	$(BIN)/python -m pages._shipped privacy
 	$(BIN)/python -m core.guidance.shipped
 	$(BIN)/python -m core.learning_rules.shipped
 	$(BIN)/python -m core.curvature.compare

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import streamlit as st
 import torch
 from plotly.subplots import make_subplots
 
@@ -13,6 +12,7 @@ from core import explanations as ex
 from core.data.shapes import CLASSES, make_shapes
 from core.explanations import METHODS, NEIGHBOURHOODS
 from core.explanations.neighbourhoods import feature_values
+from pages import _shipped as shipped
 from pages import _ui as ui
 
 LFA_TEXT = (
@@ -176,8 +176,9 @@ def agreement(rank: np.ndarray, keys: list[str]) -> go.Figure:
     return go.Figure(heat).update_layout(height=380, margin={"t": 10, "l": 0, "r": 0, "b": 0})
 
 
-@st.cache_data(max_entries=32, show_spinner="Explaining with the eight methods…")
-def compute(source: str, model_name: str, index: int, target: str | None, patch, n: int, cfg: tuple, seed: int) -> dict:
+def _compute(
+    source: str, model_name: str, index: int, target: str | None, patch, n: int, cfg: tuple, seed: int
+) -> dict:
     """Everything the page shows for one input: the eight attributions, the loss matrix, the clouds, the σ sweep."""
     model, config, device = ui.zoo_model(model_name), ex.LFAConfig(*cfg), ui.device()
     if source == "tabular":
@@ -222,3 +223,7 @@ def compute(source: str, model_name: str, index: int, target: str | None, patch,
         clouds=clouds,
         agreement={k: v.cpu().numpy() for k, v in ex.agreement(attributions).items()},
     )
+
+
+# The default link's first call costs ~1.5 s more than later ones (data, model and captum warm-up): it is shipped.
+compute = shipped.cache_for("explanations", max_entries=32)(_compute, show_spinner="Explaining with the eight methods…")

@@ -7,8 +7,9 @@ import streamlit as st
 
 from core import privacy
 from core.privacy import figures
-from core.privacy.compare import METHODS, compare
+from core.privacy.compare import METHODS, compare_on
 from core.privacy.data import n_parameters
+from pages import _shipped as shipped
 from pages import _ui as ui
 
 PAPERS = (
@@ -41,11 +42,10 @@ seeds = int(ui.slider("Seeds", 1, 5, 2, "seeds"))
 device = ui.device()
 
 
-@st.cache_data(max_entries=16, show_spinner="Training DP-GD and DIFF2-GD on every seed…")
-def race(dataset: str, model: str, samples: int, options: tuple, rounds: int, seeds: int, device: str):
-    data = privacy.load(dataset, n_samples=samples)
-    config = privacy.PrivateConfig(**dict(options))
-    return data.inputs.shape, compare(model, data, config=config, steps=rounds, n_seeds=seeds, device=device)
+# the default link's runs are shipped; any other link trains here
+race = shipped.cache_for("privacy", max_entries=16)(
+    compare_on, show_spinner="Training DP-GD and DIFF2-GD on every seed…"
+)
 
 
 with ui.errors("the private runs"):

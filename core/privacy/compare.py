@@ -9,7 +9,7 @@ import numpy as np
 
 from core.errors import check_int
 from core.privacy.config import PrivateConfig
-from core.privacy.data import Dataset
+from core.privacy.data import Dataset, load
 from core.privacy.dynamics import run
 
 METHODS = {"dp-gd": "DP-GD", "diff2": "DIFF2-GD"}
@@ -51,6 +51,16 @@ def compare(
         diverged[method] = sum(states[-1].diverged for states in runs)
     restarts = np.arange(steps) % config.restart == 0
     return Comparison(curves, restarts, diverged)
+
+
+def compare_on(
+    dataset: str, model: str, n_samples: int, options: tuple, steps: int, n_seeds: int, device: str | None = None
+) -> tuple[tuple[int, ...], Comparison]:
+    """:func:`compare` on a registry dataset, the config given as ``(field, value)`` pairs: a call named by plain
+    values, which a page can cache and ship. Returns the data's shape (n, d) and the comparison."""
+    data = load(dataset, n_samples=n_samples)
+    config = PrivateConfig(**dict(options))
+    return tuple(data.inputs.shape), compare(model, data, config=config, steps=steps, n_seeds=n_seeds, device=device)
 
 
 def _padded(values: list[float], steps: int) -> np.ndarray:
