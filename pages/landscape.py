@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core import landscape as ll
 from core.landscape import models as lab
@@ -32,7 +30,7 @@ n = ui.slider("Resolution (points per side)", 11, 101, 41, key="n", step=2)
 extent = ui.slider("Extent (a, b ∈ [−extent, extent])", 0.1, 5.0, 1.0, key="extent", step=0.1)
 bn = ui.radio("BatchNorm statistics", ["eval", "batch"], "eval", key="bn", help="running statistics, or this batch's")
 log_z = ui.toggle("Log scale (log₁₀ loss)", False, key="log")
-ZLABEL, RED_X = "log₁₀ " if log_z else "", {"symbol": "x", "color": "red"}
+ZLABEL = "log₁₀ " if log_z else ""
 k = ui.slider("Top-k eigenvalues", 1, 20, 5, key="k")
 limit_mb = lab.upload_limit(name) / 2**20  # 1.1 × the model's weights
 upload = ui.upload(f"Your weights for `{name}` (.safetensors)", ["safetensors"], "weights", max_mb=limit_mb)
@@ -81,35 +79,6 @@ def z(loss):
     return np.log10(np.maximum(loss, 1e-12)) if log_z else loss
 
 
-def contour_figure(data: dict, c: np.ndarray, title: str, span: tuple[float, float]) -> go.Figure:
-    """Each model's contour (a → x, b → y), θ marked; the default model's SGD path when it was trained here."""
-    fig = make_subplots(len(data), 1, subplot_titles=[f"{m}: contour" for m in data])
-    for r, (m, loss) in enumerate(data.items(), start=1):
-        zz, scale = z(loss).T, {"zmin": span[0], "zmax": span[1], "colorscale": "Viridis"}  # plotly wants z[y][x]
-        fig.add_trace(go.Contour(x=c, y=c, z=zz, showscale=False, ncontours=30, **scale), r, 1)
-        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=RED_X, name=f"θ {m}"), r, 1)
-    if name in lab.CHECKPOINTS and not upload and len(c) == n:  # the coarse passes paint without the replay
-        p = SHIPPED.path if SHIPPED else path_coords(source, axes, i, j, seed)
-        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 1)
-        fig.update_xaxes(range=[-extent, extent], row=1, col=1).update_yaxes(range=[-extent, extent], row=1, col=1)
-    legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the axis title
-    fig.update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
-    return fig.update_layout(height=480 * len(data), title=title, margin={"t": 90, "b": 90}, legend=legend)
-
-
-def surface_figure(data: dict, c: np.ndarray, span: tuple[float, float]) -> go.Figure:
-    """Each model's surface in 3-D, on the contours' colour and z scale."""
-    fig = make_subplots(len(data), 1, specs=[[{"type": "scene"}]] * len(data), subplot_titles=list(data))
-    bar, scale = {"title": f"{ZLABEL}loss", "len": 0.8}, {"cmin": span[0], "cmax": span[1], "colorscale": "Viridis"}
-    for r, loss in enumerate(data.values(), start=1):
-        fig.add_trace(go.Surface(x=c, y=c, z=z(loss).T, showscale=r == 1, colorbar=bar, **scale), r, 1)
-    # the whole surface in view: a lower, farther camera and a flatter box than plotly's default cube
-    scene = {"camera_eye": {"x": 1.6, "y": -1.6, "z": 0.9}, "aspectratio": {"x": 1, "y": 1, "z": 0.6}}
-    scene |= {"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": f"{ZLABEL}loss"}
-    title = f"Loss surface L(θ + a·d₁ + b·d₂) · z: {ZLABEL}loss"
-    return fig.update_scenes(**scene).update_layout(height=480 * len(data), title=title, margin={"t": 90, "b": 90})
-
-
 sources = {name: (source, upload)} | ({compare: ((compare, "", bn), None)} if compare != "none" else {})
 live = {m: src for m, src in sources.items() if not (SHIPPED and m == name)}  # the shipped view is not recomputed
 surface_at = None  # (column, figure) of the 3-D scene: sent last, as it holds the browser's CPU ~3 s on arrival
@@ -124,11 +93,13 @@ with ui.errors("the loss surface"):
         downloads = {"a": c, "b": c if view == "surface" else None, "loss": data}
         with plot.container():
             if view == "surface":
-                span = min(z(v).min() for v in data.values()), max(z(v).max() for v in data.values())  # one scale
+                zs = {m: z(loss) for m, loss in data.items()}
+                trained_here = name in lab.CHECKPOINTS and not upload and res == n  # coarse passes skip the replay
+                path = (SHIPPED.path if SHIPPED else path_coords(source, axes, i, j, seed)) if trained_here else None
                 left, right = st.columns(2)
-                fig = contour_figure(data, c, title, span)
+                fig = charts.contour_figure(zs, c, title, path=path, extent=extent)
                 ui.chart(fig, f"contour-{res}", data=downloads, name="landscape", where=left)
-                surface_at = right, surface_figure(data, c, span)
+                surface_at = right, charts.surface_figure(zs, c, ZLABEL)
             else:
                 fig = charts.slices_figure(data, c, title.replace("<br>", " · "), z, ZLABEL)
                 ui.chart(fig, f"slices-{res}", data=downloads, name="landscape-slices")
