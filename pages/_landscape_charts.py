@@ -58,9 +58,9 @@ def contour_figure(
     if path is not None:
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name="SGD path (projected)"), 1, 1)
         fig.update_xaxes(range=[-extent, extent], row=1, col=1).update_yaxes(range=[-extent, extent], row=1, col=1)
-    legend = {"orientation": "h", "y": -0.16, "x": 0.5, "xanchor": "center"}  # below the axis title
+    legend = {"orientation": "h", "y": -0.22, "x": 0.5, "xanchor": "center"}  # below the axis title
     fig.update_xaxes(title="a (direction d₁)").update_yaxes(title="b (direction d₂)")
-    return fig.update_layout(height=480 * len(zs), title=title, margin={"t": 90, "b": 90}, legend=legend)
+    return fig.update_layout(height=480 * len(zs), title=title, margin={"t": 140, "b": 110}, legend=legend)
 
 
 def surface_figure(zs: Mapping, c: np.ndarray, zlabel: str) -> go.Figure:
@@ -74,7 +74,7 @@ def surface_figure(zs: Mapping, c: np.ndarray, zlabel: str) -> go.Figure:
     scene = {"camera_eye": {"x": 1.6, "y": -1.6, "z": 0.9}, "aspectratio": {"x": 1, "y": 1, "z": 0.6}}
     scene |= {"xaxis_title": "a", "yaxis_title": "b", "zaxis_title": f"{zlabel}loss"}
     title = f"Loss surface L(θ + a·d₁ + b·d₂) · z: {zlabel}loss"
-    return fig.update_scenes(**scene).update_layout(height=480 * len(zs), title=title, margin={"t": 90, "b": 90})
+    return fig.update_scenes(**scene).update_layout(height=480 * len(zs), title=title, margin={"t": 140, "b": 110})
 
 
 def slices_figure(data: Mapping, c: np.ndarray, title: str, z: Callable, zlabel: str) -> go.Figure:

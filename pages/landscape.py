@@ -89,7 +89,7 @@ with ui.errors("the loss surface"):
         data |= {m: grid(src, axes, i, j, seed, res, extent, view == "slices", up) for m, (src, up) in live.items()}
         c = np.linspace(-extent, extent, res)
         shape = f"{res}×{res}" if view == "surface" else f"{res}-point"
-        title = f"{' vs '.join(sources)} · axes: {label}<br>{shape} grid · z: {ZLABEL}loss"
+        title = f"{' vs '.join(sources)}<br>axes: {label}<br>{shape} grid · z: {ZLABEL}loss"
         downloads = {"a": c, "b": c if view == "surface" else None, "loss": data}
         with plot.container():
             if view == "surface":
