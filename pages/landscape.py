@@ -81,7 +81,7 @@ def z(loss):
 
 sources = {name: (source, upload)} | ({compare: ((compare, "", bn), None)} if compare != "none" else {})
 live = {m: src for m, src in sources.items() if not (SHIPPED and m == name)}  # the shipped view is not recomputed
-surface_at = None  # (column, figure) of the 3-D scene: sent last, as it holds the browser's CPU ~3 s on arrival
+surface_at = None  # (column, z values, grid) of the 3-D scene: sent last, as it holds the browser's CPU ~3 s on arrival
 with ui.errors("the loss surface"):
     plot, label = st.empty(), SHIPPED.label if SHIPPED else plane(source, axes, i, j, seed, upload).label
     for res in (n,) if SHIPPED else ll.refine_sizes(n):  # core's coarse-to-fine schedule, each size cached on its own
@@ -99,7 +99,7 @@ with ui.errors("the loss surface"):
                 left, right = st.columns(2)
                 fig = charts.contour_figure(zs, c, title, path=path, extent=extent)
                 ui.chart(fig, f"contour-{res}", data=downloads, name="landscape", where=left)
-                surface_at = right, charts.surface_figure(zs, c, ZLABEL)
+                surface_at = right, zs, c
             else:
                 fig = charts.slices_figure(data, c, title.replace("<br>", " · "), z, ZLABEL)
                 ui.chart(fig, f"slices-{res}", data=downloads, name="landscape-slices")
@@ -136,4 +136,5 @@ with ui.errors("the Hessian spectrum"):
     )
 
 if surface_at is not None:
-    ui.chart(surface_at[1], "surface", name="landscape-surface", where=surface_at[0])
+    column, zs, c = surface_at
+    ui.chart(charts.surface_figure(zs, c, ZLABEL), "surface", name="landscape-surface", where=column)
