@@ -44,6 +44,7 @@ __all__ = [
     "background",
     "job_wanted",
     "chart",
+    "after_first_paint",
     "errors",
     "explainer",
     "header",
@@ -446,6 +447,39 @@ def chart(
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+PAINTED_KEY = "_optiscope_painted"  # session state: the deferred pieces this session has drawn once
+# In the browser: once every plotly chart above has drawn and one more frame has passed (the page is painted), say so.
+_AFTER_PAINT_JS = """
+export default function ({ setTriggerValue }) {
+  let frames = 0;
+  const drawn = () => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].every(
+    (chart) => chart.querySelector(".main-svg"));
+  const check = () => {
+    if (drawn() || ++frames > 600) requestAnimationFrame(() => setTimeout(() => setTriggerValue("painted", true)));
+    else requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+}
+"""
+_after_paint = st.components.v2.component("optiscope_after_paint", js=_AFTER_PAINT_JS)
+
+
+def after_first_paint(key: str, draw: Callable[[], None], *, where: Any = None, note: str = "Drawing…") -> None:
+    """Call ``draw()`` once the browser has painted the charts above it, then in place on every later run.
+
+    For a heavy piece (a WebGL scene holds a software-rendered browser 2–3 s) that would otherwise arrive in the same
+    batch as the first chart and hold its paint back. The first run leaves ``note`` and a script that waits until every
+    chart on the page is drawn and a frame has passed, then reruns the app, which draws the piece in its place.
+    """
+    drawn = st.session_state.setdefault(PAINTED_KEY, set())
+    if key in drawn:
+        draw()
+        return
+    with where or contextlib.nullcontext():
+        st.caption(note)
+        _after_paint(key=f"after-paint-{key}", on_painted_change=lambda: drawn.add(key))
 
 
 def explainer(

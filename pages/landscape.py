@@ -81,7 +81,7 @@ def z(loss):
 
 sources = {name: (source, upload)} | ({compare: ((compare, "", bn), None)} if compare != "none" else {})
 live = {m: src for m, src in sources.items() if not (SHIPPED and m == name)}  # the shipped view is not recomputed
-surface_at = None  # (column, z values, grid) of the 3-D scene: sent last, as it holds the browser's CPU ~3 s on arrival
+surface_at = None  # (column, z values, grid) of the 3-D scene: drawn after the first paint (it holds the browser ~3 s)
 with ui.errors("the loss surface"):
     plot, label = st.empty(), SHIPPED.label if SHIPPED else plane(source, axes, i, j, seed, upload).label
     for res in (n,) if SHIPPED else ll.refine_sizes(n):  # core's coarse-to-fine schedule, each size cached on its own
@@ -137,4 +137,9 @@ with ui.errors("the Hessian spectrum"):
 
 if surface_at is not None:
     column, zs, c = surface_at
-    ui.chart(charts.surface_figure(zs, c, ZLABEL), "surface", name="landscape-surface", where=column)
+    ui.after_first_paint(
+        "landscape-surface",
+        lambda: ui.chart(charts.surface_figure(zs, c, ZLABEL), "surface", name="landscape-surface", where=column),
+        where=column,
+        note="Drawing the 3-D surface after the contours…",
+    )

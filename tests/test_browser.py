@@ -126,8 +126,24 @@ def test_gallery_loads(page, app_url: str) -> None:
         assert page.get_by_text(lab.title, exact=True).first.is_visible()
 
 
-COLD_SECONDS: dict[str, tuple[float, float]] = {}  # lab -> (returning browser, fresh browser) s to first chart
+NOTHING_DEFERRED = '() => ![...document.querySelectorAll("[data-testid=stCaptionContainer]")].some(e => e.innerText.startsWith("Drawing"))'
+COLD_SECONDS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}  # lab -> returning, fresh (paint, driver)
 TARGET_S = 5.0
+# Seconds from navigation to the frame after the first plotly chart is attached and has a size: the first paint that
+# shows it. The driver's own wait (Playwright's poll) can see it a second or more later when the page's main thread
+# goes on to draw the charts below it, so both are reported.
+FIRST_PAINT_JS = """
+if (!window.__firstChartWatch) {
+  window.__firstChartWatch = new MutationObserver(() => {
+    const svg = document.querySelector("[data-testid='stPlotlyChart'] .main-svg");
+    if (window.__firstChartPaint !== undefined || !svg || !svg.getBoundingClientRect().width) return;
+    window.__firstChartPaint = null;
+    window.__scenesAtFirstChart = document.querySelectorAll("[data-testid='stPlotlyChart'] canvas").length;
+    requestAnimationFrame(() => setTimeout(() => { window.__firstChartPaint = performance.now() / 1000; }));
+  });
+  window.__firstChartWatch.observe(document, {subtree: true, childList: true, attributes: true});
+}
+"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,12 +157,15 @@ def cold_time_table() -> Iterator[None]:
         "are warm: bench/first_screens.py measures each lab in a fresh process). *Returning browser*: the student's",
         "browser has opened the gallery before (streamlit's and plotly's scripts in its cache), then follows the lab's",
         "link. *Fresh browser*: a new browser profile opens the same link right after (server caches now warm).",
-        "Target < 5 s; reported, not asserted.",
+        "*Painted*: from navigation to the frame that shows the first chart (measured in the page); *driver*: until",
+        "Playwright's poll saw it (later when the page goes on drawing the charts below). Target < 5 s painted;",
+        "reported, not asserted.",
         "",
-        "| lab | returning browser, cold lab: s to first chart | < 5 s | fresh browser profile: s |",
-        "|---|---|---|---|",
+        "| lab | returning browser, cold lab: painted s | < 5 s | driver s | fresh browser profile: painted s | driver s |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {slug} | {back:.2f} | {'yes' if back < TARGET_S else '**no**'} | {fresh:.2f} |"
+            f"| {slug} | {back[0]:.2f} | {'yes' if back[0] < TARGET_S else '**no**'} | {back[1]:.2f} "
+            f"| {fresh[0]:.2f} | {fresh[1]:.2f} |"
             for slug, (back, fresh) in COLD_SECONDS.items()
         ),
     ]
@@ -164,12 +183,15 @@ def returning_page(browser, app_url: str, browser_context_args: dict) -> Iterato
     context.close()
 
 
-def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> float:
-    """Open ``url`` and wait until its first plotly chart is drawn; returns the seconds it took."""
+def first_chart_seconds(page, url: str, timeout_ms: int = 120_000) -> tuple[float, float]:
+    """Open ``url`` and wait until its first plotly chart is drawn: (s to the frame that painted it, s the driver saw)."""
+    page.add_init_script(FIRST_PAINT_JS)  # once per page would do; the script guards against running twice
     start = time.perf_counter()
     page.goto(url)
     page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(state="visible", timeout=timeout_ms)
-    return time.perf_counter() - start
+    driver = time.perf_counter() - start
+    page.wait_for_function("() => typeof window.__firstChartPaint === 'number'", timeout=timeout_ms)
+    return page.evaluate("window.__firstChartPaint"), driver
 
 
 @pytest.mark.parametrize("slug", [lab.slug for lab in LABS])
@@ -179,9 +201,7 @@ def test_lab_page_loads_with_a_chart(returning_page, page, app_url: str, slug: s
     fresh = first_chart_seconds(page, f"{app_url}/{slug}")  # `page` is a new browser context: nothing cached
     COLD_SECONDS[slug] = (back, fresh)
     settle(page, timeout_ms=120_000)
-    print(
-        f"\nfirst chart {slug}: {back:.2f} s cold lab, {fresh:.2f} s fresh browser (target < {TARGET_S:g} s; reported)"
-    )
+    print(f"\nfirst chart {slug} painted: {back[0]:.2f} s cold lab, {fresh[0]:.2f} s fresh browser (reported)")
     page.screenshot(path=str(ARTIFACTS / f"{slug}.png"), full_page=False)
     assert page.locator("[data-testid='stException']").count() == 0
     assert returning_page.locator("[data-testid='stException']").count() == 0
@@ -190,8 +210,19 @@ def test_lab_page_loads_with_a_chart(returning_page, page, app_url: str, slug: s
     if os.environ.get("OPTISCOPE_WRITE_THUMBS"):  # `make thumbs`: the gallery's cards show each lab's first chart
         write_thumbnail(chart.screenshot(), ROOT / "assets" / "thumbs" / f"{slug}.png")
     if os.environ.get("OPTISCOPE_WRITE_SCREENS"):  # `make thumbs`: each lab's first screen, for the README
+        page.wait_for_function(NOTHING_DEFERRED, timeout=30_000)  # a piece drawn after the first paint (ui kit)
+        settle(page, timeout_ms=60_000)
         page.wait_for_timeout(1000)  # 3-D scenes and layout images finish drawing after the script is idle
         page.screenshot(path=str(ROOT / "assets" / "screens" / f"{slug}.png"), full_page=False)
+
+
+def test_landscape_draws_its_3d_surface_once_the_contours_are_painted(page, app_url: str) -> None:
+    first_chart_seconds(page, f"{app_url}/landscape")
+    assert page.evaluate("window.__scenesAtFirstChart") == 0  # the contours came without the WebGL scene
+    page.locator("[data-testid=stPlotlyChart] canvas").first.wait_for(state="attached", timeout=30_000)
+    settle(page)
+    assert page.get_by_text("Drawing the 3-D surface").count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
 
 
 def write_thumbnail(png: bytes, path: Path, size: tuple[int, int] = (480, 300)) -> None:

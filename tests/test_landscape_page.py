@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core import zoo
+from pages import _ui as ui
 from tests.conftest import plotly_array
 
 
@@ -38,11 +39,24 @@ def test_default_view_shows_the_exact_centre_loss_and_lambda_max(open_page) -> N
     assert not at.error, [e.value for e in at.error]
     metrics = zoo.info("digits-mlp-converged")["metrics"]
     assert _metric(at, "λmax (digits-mlp-converged)") == pytest.approx(metrics["lambda_max"], rel=1e-3)
-    contours, surface = _specs(at)[:2]  # the 2-D contours first (the browser paints them first), then the 3-D surface
-    assert "41×41 grid" in contours["layout"]["title"]["text"] and surface["data"][0]["type"] == "surface"
+    contours = _specs(at)[0]
+    assert "41×41 grid" in contours["layout"]["title"]["text"]
     contour = plotly_array(contours["data"][0]["z"])
     assert contour.shape == (41, 41) and contour[20, 20] == pytest.approx(metrics["train_loss"], rel=1e-4)
     assert contour.min() == pytest.approx(contour[20, 20], rel=1e-6)  # a converged network: θ is the minimum here
+
+
+def test_the_3d_surface_is_drawn_after_the_first_paint_then_in_place(open_page) -> None:
+    at = open_page("pages/landscape.py")
+    assert all(spec["data"][0]["type"] != "surface" for spec in _specs(at))  # the browser's timer has not ticked
+    assert any("3-D surface" in c.value for c in at.caption)
+    at.session_state[ui.PAINTED_KEY] = {"landscape-surface"}  # what the timer's tick does, then it reruns the app
+    at.run()
+    _ok(at)
+    contours, surface = _specs(at)[:2]  # the 2-D contours (left column), then the 3-D surface (right)
+    assert surface["data"][0]["type"] == "surface"
+    assert plotly_array(surface["data"][0]["z"]) == pytest.approx(plotly_array(contours["data"][0]["z"]))
+    assert not any("3-D surface" in c.value for c in at.caption)
 
 
 def test_preset_sharp_vs_flat_shows_a_larger_lambda_max_for_full_batch_gd(open_page) -> None:
