@@ -36,24 +36,35 @@ SWEEP = np.geomspace(0.3, 0.003, 12)  # σ of the SmoothGrad → gradients repla
 FAMILY_COLOURS = {"multiplicative": "#1f77b4", "additive": "#d62728"}
 
 
-def bars(attributions: dict[str, np.ndarray], names: list[str]) -> go.Figure:
-    """One horizontal bar chart per method (2 × 4), features in a shared order."""
-    fig = make_subplots(
-        2,
-        4,
-        subplot_titles=[METHODS[k].label for k in attributions],
-        shared_yaxes=True,
-        horizontal_spacing=0.02,
-        vertical_spacing=0.08,
+def attribution_map(attributions: dict[str, np.ndarray], names: list[str]) -> go.Figure:
+    """Features × methods, each method's attributions over its largest |w| (their units differ): one glance compares
+    where they agree (additive methods on a linear model give the same column) and where they do not."""
+    labels = [
+        METHODS[k].label.replace(" ", "<br>", 1) if len(METHODS[k].label) > 10 else METHODS[k].label
+        for k in attributions
+    ]
+    raw = np.stack([np.asarray(w, dtype=float) for w in attributions.values()], axis=1)  # (features, methods)
+    peak = np.abs(raw).max(axis=0)
+    scaled = raw / np.where(peak > 0, peak, 1.0)
+    heat = go.Heatmap(
+        z=scaled,
+        x=labels,
+        y=names,
+        customdata=raw,
+        colorscale="RdBu",
+        zmid=0,
+        zmin=-1,
+        zmax=1,
+        colorbar={"title": {"text": "w / max |w|", "side": "right"}, "thickness": 12},
+        hovertemplate="%{y}<br>%{x}<br>attribution %{customdata:.4g}<br>scaled %{z:.2f}<extra></extra>",
     )
-    for i, (key, w) in enumerate(attributions.items()):
-        colour = FAMILY_COLOURS[METHODS[key].family]
-        fig.add_trace(
-            go.Bar(x=w, y=names, orientation="h", name=METHODS[key].label, marker_color=colour, showlegend=False),
-            i // 4 + 1,
-            i % 4 + 1,
-        )
-    return fig.update_layout(height=max(420, 24 * len(names) * 2), margin={"t": 30, "l": 0, "r": 0, "b": 0})
+    return go.Figure(heat).update_layout(
+        title={"text": "Attribution of each feature by each method, scaled to the method's largest |w|"},
+        xaxis={"side": "top", "tickangle": 0},
+        yaxis={"title": {"text": "feature"}, "autorange": "reversed", "dtick": 1},
+        height=max(420, 22 * len(names) + 140),
+        margin={"t": 110, "l": 0, "r": 0, "b": 10},
+    )
 
 
 def maps(image: np.ndarray, attributions: dict[str, np.ndarray], features: np.ndarray) -> go.Figure:

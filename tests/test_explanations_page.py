@@ -31,8 +31,10 @@ def _chart(at, title_word: str) -> dict:
 
 
 def _bars(at) -> dict[str, np.ndarray]:
-    spec = _chart(at, "Gradient × input")
-    return {t["name"]: plotly_array(t["x"]) for t in spec["data"] if t["type"] == "bar"}
+    """Each method's attributions, as the features × methods map holds them (unscaled, in its hover data)."""
+    heat = _chart(at, "scaled to the method's largest")["data"][0]
+    raw = plotly_array(heat["customdata"])
+    return {label.replace("<br>", " "): raw[:, j] for j, label in enumerate(heat["x"])}
 
 
 def _stars(at) -> list[tuple[int, int]]:
