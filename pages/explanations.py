@@ -73,7 +73,9 @@ ui.metrics({"features d": len(names), **shown})
 st.subheader("Eight explanations of one input")
 attr = out["attributions"]
 if source == "tabular":
-    ui.chart(charts.attribution_map(attr, names), "attributions", data=dict(features=names, **attr), name="explanations")
+    ui.chart(
+        charts.attribution_map(attr, names), "attributions", data=dict(features=names, **attr), name="explanations"
+    )
 else:
     feats = ex.patch_features(64, patch).numpy()
     ui.chart(charts.maps(out["x0"], attr, feats), "attributions", data=attr, name="explanations")
