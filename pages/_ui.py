@@ -531,12 +531,15 @@ def animate(
     duration_ms: int = 50,
     labels: Sequence[str] | None = None,
     prefix: str = "step ",
+    at_end: bool = True,
 ) -> go.Figure:
     """Client-side replay: ``frames`` played by the browser with play (▶), pause (❚❚) and a scrubber.
 
     No server round trip per frame, so 1,000+ WebGL points replay smoothly. Frames replace trace data
     by index (set ``traces=[...]`` on a frame to update only some). Fix the axis ranges on ``fig``
-    so the view does not jump between frames.
+    so the view does not jump between frames. ``at_end`` (the default): the first paint is the last
+    frame, with the scrubber there (where the run went answers the lab's question; ▶ replays from the
+    first frame); otherwise ``fig`` as given, the scrubber at the first frame.
     """
     names = [f.name or str(i) for i, f in enumerate(frames)]
     for frame, frame_name in zip(frames, names, strict=True):
@@ -549,6 +552,8 @@ def animate(
         "mode": "immediate",
     }
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    if at_end and frames:
+        _show_frame(fig, frames[-1])
     fig.frames = list(frames)
     fig.update_layout(
         updatemenus=[
@@ -569,7 +574,7 @@ def animate(
         ],
         sliders=[
             {
-                "active": 0,
+                "active": len(frames) - 1 if at_end else 0,
                 "x": 0.0,
                 "len": 1.0,
                 "y": -0.1,
@@ -595,6 +600,15 @@ def animate(
         ],
     )
     return fig
+
+
+def _show_frame(fig: go.Figure, frame: go.Frame) -> None:
+    """Draw ``frame`` as the figure's own state, as the player would: its traces by index, then its layout."""
+    indices = frame.traces if frame.traces is not None else range(len(frame.data))
+    for index, trace in zip(indices, frame.data, strict=True):
+        fig.data[index].update(trace.to_plotly_json())
+    if frame.layout is not None:
+        fig.update_layout(frame.layout)
 
 
 def metrics(values: Mapping[str, Any], *, where: Any = None, help: Mapping[str, str] | None = None) -> None:

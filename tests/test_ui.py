@@ -129,6 +129,19 @@ def test_animate_adds_frames_play_controls_and_a_scrubber() -> None:
     assert fig.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"] == 40
 
 
+def test_animate_paints_the_last_frame_first_unless_asked_to_start_at_the_first() -> None:
+    def replay(**kwargs) -> go.Figure:
+        fig = go.Figure([go.Contour(z=[[0, 1], [1, 0]]), go.Scatter(x=[0.0], y=[0.0])])
+        frames = [go.Frame(data=[go.Scatter(x=[0.0, i], y=[0.0, -i])], traces=[1], name=str(i)) for i in range(4)]
+        return ui.animate(fig, frames, **kwargs)
+
+    end = replay()
+    assert end.layout.sliders[0].active == 3 and list(end.data[1].x) == [0.0, 3.0] and list(end.data[1].y) == [0, -3]
+    assert end.data[0].type == "contour"  # a trace no frame touches stays as it was
+    start = replay(at_end=False)
+    assert start.layout.sliders[0].active == 0 and list(start.data[1].x) == [0.0]
+
+
 def test_heatmap_png_maps_low_values_dark_and_puts_large_y_on_top() -> None:
     import base64
     import io

@@ -30,7 +30,7 @@ def visits_figure(visits: dict[str, np.ndarray], names: dict[str, str]) -> tuple
     fig = make_subplots(len(keys), 1, shared_xaxes=True, subplot_titles=[names[k] for k in keys], vertical_spacing=0.08)
     for row, key in enumerate(keys, 1):
         fig.add_trace(go.Bar(y=visits[key][0], marker_color=COLORS[key], name=names[key], showlegend=False), row, 1)
-        fig.update_yaxes(range=[0, float(visits[key].max()) * 1.05 + 1], row=row, col=1)
+        fig.update_yaxes(range=[0, float(visits[key].max()) * 1.05 + 1], title_text="visits", row=row, col=1)
     fig.update_xaxes(title_text="state (start at 0, the far segment is 9–11)", row=len(keys), col=1)
     frames = [
         go.Frame(data=[go.Bar(y=visits[key][k]) for key in keys], name=str(k)) for k in range(len(visits[keys[0]]))
