@@ -450,7 +450,7 @@ def chart(
 
 
 PAINTED_KEY = "_optiscope_painted"  # session state: the deferred pieces this session has drawn once
-# In the browser: once every plotly chart above has drawn and one more frame has passed (the page is painted), say so.
+# In the browser: once every plotly chart on the page has its SVG and one more frame has passed (it is painted), say so.
 _AFTER_PAINT_JS = """
 export default function ({ setTriggerValue }) {
   let frames = 0;
@@ -467,7 +467,7 @@ _after_paint = st.components.v2.component("optiscope_after_paint", js=_AFTER_PAI
 
 
 def after_first_paint(key: str, draw: Callable[[], None], *, where: Any = None, note: str = "Drawing…") -> None:
-    """Call ``draw()`` once the browser has painted the charts above it, then in place on every later run.
+    """Call ``draw()`` once the browser has painted the page's charts, then in place on every later run.
 
     For a heavy piece (a WebGL scene holds a software-rendered browser 2–3 s) that would otherwise arrive in the same
     batch as the first chart and hold its paint back. The first run leaves ``note`` and a script that waits until every
