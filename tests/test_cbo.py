@@ -104,6 +104,28 @@ def test_run_is_deterministic_for_a_seed_and_states_are_never_mutated():
         a[0].step = 7
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("noise", ["anisotropic", "isotropic"])
+def test_a_large_swarm_stepped_block_by_block_is_the_same_run(monkeypatch, dtype, noise):
+    import core.cbo.dynamics as dynamics
+
+    x0 = _rand(1, 20_001, 7, dtype=dtype)  # 20,001 × 7 numbers: the last block is not a multiple of 16
+    config = CBOConfig(alpha=30.0, sigma=0.5, noise=noise, alpha_growth=1.01)
+
+    def states() -> list[tuple[torch.Tensor, torch.Tensor]]:
+        steps = run(OBJECTIVES["Rastrigin"], x0, config=config, steps=12, every=5, seed=3)
+        return [(s.x, s.consensus) for s in steps]
+
+    assert dynamics._block_rows(x0) is not None
+    blocked = states()
+    monkeypatch.setattr(dynamics, "BLOCK_ELEMENTS", 10**12)  # one block: the whole swarm at once
+    assert dynamics._block_rows(x0) is None
+    whole = states()
+    assert len(blocked) == len(whole) == 4
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(blocked, whole, strict=True))
+    assert not torch.equal(blocked[-1][0], x0[0])
+
+
 def test_run_on_the_chosen_device_and_every():
     from core.device import pick_device
 
