@@ -227,7 +227,7 @@ class _BlockBuffers:
         fast = torch.float32 if x.dtype == torch.float64 else x.dtype
         self.noise = x.new_empty((1, rows, x.shape[-1]), dtype=fast)
         self.cast = None if fast == x.dtype else x.new_empty(self.noise.shape)
-        self.diff = x.new_empty(self.noise.shape, dtype=x.dtype)
+        self.diff = x.new_empty(self.noise.shape)
 
     def draw(self, rows: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if self.cast is None:
