@@ -92,8 +92,7 @@ with ui.errors("the CBO run"):
     box = list(objective.box) if d == 2 else [float(np.nanmin(tr.frame_x)), float(np.nanmax(tr.frame_x))]
     st.subheader("The swarm on the landscape" if d == 2 else f"2-D projection (x0, x1) of the swarm in d = {d}")
     if mode == "replay":
-        frames = figures.replay_frames(tr)
-        fig = ui.animate(swarm_figure(tr.frame_x[-1], tr.path[-1], tr.path), frames)
+        fig = ui.animate(swarm_figure(tr.frame_x[-1], tr.path[-1], tr.path), figures.replay_frames(tr))
         ui.chart(fig, "cbo-swarm", data={"frame_step": tr.frame_step, "path": tr.path})
     else:
         x0, every = objective.sample(n, d, seed=seed), max(1, steps // LIVE_STATES)

@@ -48,9 +48,9 @@ def test_default_view_shows_the_exact_centre_loss_and_lambda_max(open_page) -> N
 
 def test_the_3d_surface_is_drawn_after_the_first_paint_then_in_place(open_page) -> None:
     at = open_page("pages/landscape.py")
-    assert all(spec["data"][0]["type"] != "surface" for spec in _specs(at))  # the browser's timer has not ticked
+    assert all(spec["data"][0]["type"] != "surface" for spec in _specs(at))  # the browser has not said it painted
     assert any("3-D surface" in c.value for c in at.caption)
-    at.session_state[ui.PAINTED_KEY] = {"landscape-surface"}  # what the timer's tick does, then it reruns the app
+    at.session_state[ui.PAINTED_KEY] = {"landscape-surface"}  # what the browser's "painted" trigger does, then a rerun
     at.run()
     _ok(at)
     contours, surface = _specs(at)[:2]  # the 2-D contours (left column), then the 3-D surface (right)

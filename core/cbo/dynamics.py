@@ -78,17 +78,25 @@ def _draws(g: torch.Generator, x: torch.Tensor, config: CBOConfig, steps: int) -
     """The noise of ``steps`` steps, one (M, N, d) tensor per step, drawn in chunks of about NOISE_CHUNK elements."""
     mean, std = noise_law(config)
     per_chunk = min(steps, max(1, NOISE_CHUNK // x.numel()))
-    # torch's CPU sampler is vectorised (AVX2) for float32 only: float64 draws measured ~5x slower, most of a
-    # float64 step. Float32 draws cast to float64 follow the same law to 2**-24; the step's arithmetic stays float64.
-    fast = torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
-    buffer = x.new_empty((per_chunk, *x.shape), dtype=fast)  # refilled: each draw is used before the next chunk
-    cast = None if fast == x.dtype else x.new_empty(buffer.shape)
+    buffer = x.new_empty((per_chunk, *x.shape), dtype=_sampler_dtype(x))  # refilled: each draw is used before the next
+    cast = None if buffer.dtype == x.dtype else x.new_empty(buffer.shape)
     for first in range(0, steps, per_chunk):
         size = min(per_chunk, steps - first)
-        if cast is None:
-            yield from buffer[:size].normal_(mean, std, generator=g)
-        else:  # the mean (-lam dt) added in float64: only the random part carries float32's rounding
-            yield from cast[:size].copy_(buffer[:size].normal_(0.0, std, generator=g)).add_(mean)
+        yield from _normal(buffer[:size], None if cast is None else cast[:size], mean, std, g)
+
+
+def _sampler_dtype(x: torch.Tensor) -> torch.dtype:
+    # torch's CPU sampler is vectorised (AVX2) for float32 only: float64 draws measured ~5x slower, most of a
+    # float64 step. Float32 draws cast to float64 follow the same law to 2**-24; the step's arithmetic stays float64.
+    return torch.float32 if x.dtype == torch.float64 and x.device.type == "cpu" else x.dtype
+
+
+def _normal(out: torch.Tensor, cast: torch.Tensor | None, mean: float, std: float, g: torch.Generator) -> torch.Tensor:
+    """N(mean, std²) draws in ``out``, or drawn there in float32 and returned in ``cast`` (float64, out's shape)."""
+    if cast is None:
+        return out.normal_(mean, std, generator=g)
+    # the mean (-lam dt) added in float64: only the random part carries float32's rounding
+    return cast.copy_(out.normal_(0.0, std, generator=g)).add_(mean)
 
 
 def run(
@@ -224,17 +232,13 @@ class _BlockBuffers:
 
     def __init__(self, x: torch.Tensor, rows: int, config: CBOConfig) -> None:
         self.mean, self.std = noise_law(config)
-        fast = torch.float32 if x.dtype == torch.float64 else x.dtype
-        self.noise = x.new_empty((1, rows, x.shape[-1]), dtype=fast)
-        self.cast = None if fast == x.dtype else x.new_empty(self.noise.shape)
+        self.noise = x.new_empty((1, rows, x.shape[-1]), dtype=_sampler_dtype(x))
+        self.cast = None if self.noise.dtype == x.dtype else x.new_empty(self.noise.shape)
         self.diff = x.new_empty(self.noise.shape)
 
     def draw(self, rows: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cast is None:
-            drawn = self.noise[:, :rows].normal_(self.mean, self.std, generator=g)
-        else:
-            drawn = self.cast[:, :rows].copy_(self.noise[:, :rows].normal_(0.0, self.std, generator=g)).add_(self.mean)
-        return self.diff[:, :rows], drawn
+        cast = None if self.cast is None else self.cast[:, :rows]
+        return self.diff[:, :rows], _normal(self.noise[:, :rows], cast, self.mean, self.std, g)
 
 
 class _Step(NamedTuple):
