@@ -4,7 +4,8 @@
 
 Prints a markdown table of timings and errors (ratios = anchor / ours; timings interleaved, median (min–max)),
 then the trace error against the exact tr H over 20 seeds: ours (Krylov-aware) at PyHessian's own HVP count per
-seed (the win rate) and both as error-vs-HVPs curves. A full run appends to bench/results/ (see _common.publish).
+seed (the win rate), the ceiling an oracle with the exact top eigenvectors would reach there, and ours, PyHessian's
+and the oracle's error-vs-HVPs curves. A full run appends to bench/results/ (see _common.publish).
 """
 
 from __future__ import annotations

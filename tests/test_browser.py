@@ -136,9 +136,12 @@ FIRST_PAINT_JS = """
 if (!window.__firstChartWatch) {
   window.__firstChartWatch = new MutationObserver(() => {
     const svg = document.querySelector("[data-testid='stPlotlyChart'] .main-svg");
+    // WebGL scenes when the first chart is attached: a loaded machine may lay it out (give it a width) only after
+    // a later run of the script has added more charts, so this is counted before the paint below waits for one
+    if (svg && window.__scenesAtFirstChart === undefined)
+      window.__scenesAtFirstChart = document.querySelectorAll("[data-testid='stPlotlyChart'] canvas").length;
     if (window.__firstChartPaint !== undefined || !svg || !svg.getBoundingClientRect().width) return;
     window.__firstChartPaint = null;
-    window.__scenesAtFirstChart = document.querySelectorAll("[data-testid='stPlotlyChart'] canvas").length;
     requestAnimationFrame(() => setTimeout(() => { window.__firstChartPaint = performance.now() / 1000; }));
   });
   window.__firstChartWatch.observe(document, {subtree: true, childList: true, attributes: true});
