@@ -61,7 +61,10 @@ def test_rerun_of_a_seed_reproduces_the_curve_exactly() -> None:
 def test_shipped_race_is_reproduced_by_a_rerun() -> None:
     shipped = next(s for s in load_race() if (s.workload, s.optimizer, s.seed) == ("digits_softmax", "prodigy", 0))
     rerun = study("digits_softmax", "prodigy", seed=0)
-    assert (rerun.steps, rerun.values, rerun.beliefs) == (shipped.steps, shipped.values, shipped.beliefs)
+    assert rerun.steps == shipped.steps
+    # float32 training: another CPU (AVX-512 against AVX2) rounds its sums differently, ~1e-6 relative
+    np.testing.assert_allclose(rerun.values, shipped.values, rtol=1e-5)
+    np.testing.assert_allclose(rerun.beliefs, shipped.beliefs, rtol=1e-5)
 
 
 def _full_batch(opt_factory, steps: int, l2: float = 1e-3) -> tuple[float, list]:

@@ -22,13 +22,25 @@ def _function(name: str):
 
 
 def assert_same(shipped_value, fresh, path: str = "value") -> None:
-    """Equal nests; arrays and floats to 1e-6 relative (the file holds exactly what the run returned)."""
+    """Equal nests, to the rounding of the float32 work behind them (the file holds exactly what the run returned).
+
+    Another CPU (AVX-512 against AVX2, another MKL path) sums float32 in another order: a shipped float32 view
+    made on one host differs from a fresh one on the next by ~1e-6 relative, and by up to ~1e-5 of the array's
+    scale after a sampler's steps; a changed computation moves it by orders of magnitude more.
+    """
     if isinstance(fresh, (dict, list, tuple, str)):
         assert type(shipped_value) is type(fresh), path
     if isinstance(fresh, (np.ndarray, torch.Tensor, float, np.floating)):
-        np.testing.assert_allclose(np.asarray(shipped_value), np.asarray(fresh), rtol=1e-6, atol=1e-12, err_msg=path)
+        fresh_array = np.asarray(fresh)
+        if fresh_array.dtype == np.float32:
+            scale = float(np.abs(fresh_array).max(initial=0.0))
+            tolerance = {"rtol": 1e-5, "atol": 1e-4 * scale}
+        else:
+            # float64 numbers here are often reductions of float32 ones: float32 rounding on terms of ~0.1
+            tolerance = {"rtol": 1e-5, "atol": 1e-7}
+        np.testing.assert_allclose(np.asarray(shipped_value), fresh_array, **tolerance, err_msg=path)
     elif isinstance(fresh, pd.DataFrame):
-        pd.testing.assert_frame_equal(shipped_value, fresh, rtol=1e-6)
+        pd.testing.assert_frame_equal(shipped_value, fresh, rtol=1e-5)
     elif isinstance(fresh, dict):
         assert list(shipped_value) == list(fresh), path
         for key in fresh:
