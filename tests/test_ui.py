@@ -261,19 +261,25 @@ def test_script_runs_wait_quiet_waits_for_the_last_run_to_end_and_a_quiet_spell(
     import threading
 
     runs = ui.RUNS.__class__()
+    quiet_s, ends = 1.0, []
 
     def two_runs() -> None:
         with runs.running():
             time.sleep(0.4)
-        time.sleep(0.2)  # shorter than the quiet spell: the second run starts inside it
+        ends.append(time.perf_counter())
+        time.sleep(0.2)  # far shorter than the quiet spell (a loaded machine's scheduling delay included)
         with runs.running():
             time.sleep(0.2)
+        ends.append(time.perf_counter())
 
-    start = time.perf_counter()
-    threading.Thread(target=two_runs).start()
+    worker = threading.Thread(target=two_runs)
+    worker.start()
     time.sleep(0.05)
-    runs.wait_quiet(seconds=0.4)
-    assert time.perf_counter() - start >= 0.4 + 0.2 + 0.2 + 0.4 - 0.05
+    runs.wait_quiet(seconds=quiet_s)
+    returned, ended = time.perf_counter(), len(ends)
+    worker.join()
+    assert ended == 2, "wait_quiet returned before the second run had ended"
+    assert returned >= ends[1] + quiet_s - 0.05  # a quiet spell after the last run, not after the first
 
 
 def test_script_runs_trim_the_heap_when_the_last_run_ends_at_most_every_so_often() -> None:
